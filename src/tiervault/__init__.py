@@ -1,0 +1,61 @@
+"""tiervault: tiered, encrypted, deduplicating backups with restore as the first-class path.
+
+async with tiervault.open("/backups/repo", password=...) as vault:
+    point = (await vault.snapshot("app-data")).point
+    await vault.restore(point, "/restore/app-data")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from tiervault.api import Entry, Item, RecoveryPoint, RestoreResult, SnapshotResult, Vault, init, open
+from tiervault.archiver import Progress, SnapshotStats
+from tiervault.core.crypto import ScryptParams
+from tiervault.errors import (
+    BackendError,
+    IntegrityError,
+    NotFoundError,
+    ObjectArchivedError,
+    ObjectNotFoundError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    TiervaultError,
+    TransientBackendError,
+    UnsupportedFormatError,
+    UsageError,
+    WrongPasswordError,
+)
+from tiervault.maintenance import CheckResult
+from tiervault.policy import Policy
+from tiervault.restorer import RestoreStats
+
+__all__ = [
+    "BackendError",
+    "CheckResult",
+    "Entry",
+    "IntegrityError",
+    "Item",
+    "NotFoundError",
+    "ObjectArchivedError",
+    "ObjectNotFoundError",
+    "Policy",
+    "Progress",
+    "RecoveryPoint",
+    "RepositoryExistsError",
+    "RepositoryNotFoundError",
+    "RestoreResult",
+    "RestoreStats",
+    "ScryptParams",
+    "SnapshotResult",
+    "SnapshotStats",
+    "TiervaultError",
+    "TransientBackendError",
+    "UnsupportedFormatError",
+    "UsageError",
+    "Vault",
+    "WrongPasswordError",
+    "__version__",
+    "init",
+    "open",
+]

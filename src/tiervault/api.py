@@ -1,0 +1,518 @@
+"""The public API: ``init`` / ``open`` a repository and work with the :class:`Vault`.
+
+This is the only module that builds concrete backends (``_backend_for``) and the only place where
+backend decorators will be stacked (retry, limits, the disk cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from tiervault import __version__
+from tiervault.archiver import FolderArchiver, Progress, SnapshotStats
+from tiervault.backend.base import Backend
+from tiervault.core.chunker import ChunkerParams
+from tiervault.core.crypto import ScryptParams
+from tiervault.core.format.tree import Node
+from tiervault.errors import NotFoundError, TiervaultError, UsageError
+from tiervault.maintenance import CheckResult, check
+from tiervault.policy import Policy
+from tiervault.repo.repository import DEFAULT_PACK_SIZE, Repository, _host, _now_iso, _user
+from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
+from tiervault.restorer import Restorer, RestoreStats
+
+Password = str | bytes
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A protected data source and its policy (DPM's protection group)."""
+
+    name: str
+    kind: str
+    source: str
+    policy: Policy
+    created: str
+    updated: str
+
+    @classmethod
+    def _from(cls, rec: ItemRecord) -> Item:
+        return cls(rec.name, rec.kind, rec.source, Policy.from_json(rec.policy), rec.created, rec.updated)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "policy": self.policy.to_json(),
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPoint:
+    """One snapshot of one item."""
+
+    id: str
+    item: str
+    time: datetime
+    host: str
+    user: str
+    source: str
+    tags: tuple[str, ...]
+    parent: str | None
+    partial: bool
+    errors: tuple[dict[str, str], ...]
+    stats: dict[str, Any]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @classmethod
+    def _from(cls, rec: SnapshotRecord) -> RecoveryPoint:
+        return cls(
+            id=rec.id,
+            item=rec.item,
+            time=parse_iso(rec.time),
+            host=rec.host,
+            user=rec.user,
+            source=rec.source,
+            tags=tuple(rec.tags),
+            parent=rec.parent,
+            partial=rec.partial,
+            errors=tuple(rec.errors),
+            stats=dict(rec.stats),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "short_id": self.short_id,
+            "item": self.item,
+            "time": self.time.isoformat(),
+            "host": self.host,
+            "user": self.user,
+            "source": self.source,
+            "tags": list(self.tags),
+            "parent": self.parent,
+            "partial": self.partial,
+            "errors": list(self.errors),
+            "stats": self.stats,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    point: RecoveryPoint
+    stats: SnapshotStats
+    errors: tuple[dict[str, str], ...]
+
+    @property
+    def partial(self) -> bool:
+        """True when some files could not be read: the point exists, but without them."""
+        return bool(self.errors)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "point": self.point.to_json(),
+            "stats": self.stats.to_json(),
+            "errors": list(self.errors),
+            "partial": self.partial,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    stats: RestoreStats
+    errors: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "stats": self.stats.to_json(), "errors": list(self.errors)}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of a directory inside a recovery point (what ``ls`` returns)."""
+
+    path: str
+    name: str
+    type: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime: datetime
+    target: str | None = None
+
+    @classmethod
+    def _from(cls, path: str, n: Node) -> Entry:
+        return cls(
+            path=path,
+            name=n.name.decode("utf-8", "surrogateescape"),
+            type=n.type,
+            size=n.size,
+            mode=n.mode,
+            uid=n.uid,
+            gid=n.gid,
+            mtime=datetime.fromtimestamp(n.mtime_ns / 1e9).astimezone(),
+            target=os.fsdecode(n.target) if n.target is not None else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "type": self.type,
+            "size": self.size,
+            "mode": oct(self.mode),
+            "uid": self.uid,
+            "gid": self.gid,
+            "mtime": self.mtime.isoformat(),
+            "target": self.target,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- vault
+
+
+def _password(pw: Password) -> bytes:
+    data = pw.encode("utf-8") if isinstance(pw, str) else bytes(pw)
+    if not data:
+        raise UsageError("the password must not be empty")
+    return data
+
+
+def _backend_for(url: str | os.PathLike[str]) -> Backend:
+    from tiervault.backend.local import LocalBackend
+
+    text = os.fspath(url)
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        return LocalBackend(unquote(parsed.path))
+    if parsed.scheme in ("",) or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return LocalBackend(os.path.abspath(os.path.expanduser(text)))
+    raise UsageError(f"unsupported repository address {text!r}: use a local path or file:///path")
+
+
+def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
+    source = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    return source, os.path.exists(source), os.path.isdir(source)
+
+
+class Vault:
+    """An opened repository. Use ``async with tiervault.open(...) as vault``."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self._closed = False
+
+    @property
+    def repository_id(self) -> str:
+        return self._repo.id
+
+    @property
+    def location(self) -> str:
+        return self._repo.backend.location
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._repo.backend.aclose()
+
+    async def __aenter__(self) -> Vault:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ items
+
+    async def protect(self, path: str | os.PathLike[str], *, name: str, policy: Policy | None = None) -> Item:
+        """Register a folder under ``name`` with a policy, or update the policy of an existing item
+        (``policy=None`` keeps an existing item's policy; a new item gets ``Policy()``).
+
+        Re-protecting an existing name with a different path is refused (it would mix two sources in
+        one history).
+        """
+        if not name or "/" in name or name.strip() != name or len(name) > 200:
+            raise UsageError("item name must be 1-200 characters, without '/' or surrounding spaces")
+        source, exists, is_dir = await asyncio.to_thread(_inspect_source, path)
+        if not exists:
+            raise UsageError(f"source path {source!r} does not exist")
+        if not is_dir:
+            raise UsageError(f"source path {source!r} is not a directory (folders are protected today)")
+        existing = {i.name: i for i in await self._repo.list_items()}
+        now = _now_iso()
+        old = existing.get(name)
+        if policy is None:
+            policy = Policy.from_json(old.policy) if old is not None else Policy()
+        if old is not None and old.source != source:
+            raise UsageError(f"item {name!r} already protects {old.source!r}, not {source!r}")
+        rec = ItemRecord(
+            name=name,
+            kind="folder",
+            source=source,
+            policy=policy.to_json(),
+            created=old.created if old else now,
+            updated=now,
+            host=_host(),
+        )
+        if old is not None and old.policy == rec.policy:
+            return Item._from(old)
+        await self._repo.save_item(rec, replaces=old.id if old else None)
+        return Item._from(rec)
+
+    async def items(self) -> list[Item]:
+        return [Item._from(r) for r in await self._repo.list_items()]
+
+    async def item(self, name: str) -> Item:
+        for rec in await self._repo.list_items():
+            if rec.name == name:
+                return Item._from(rec)
+        raise NotFoundError(f"no protected item named {name!r} (see `tiervault protect`)")
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def snapshot(
+        self,
+        item: str | Item,
+        *,
+        tags: Sequence[str] = (),
+        force_rehash: bool = False,
+        progress: Progress | None = None,
+    ) -> SnapshotResult:
+        """Take a recovery point of a protected item.
+
+        Files unchanged since the previous point of the same item on this host (same size, mtime,
+        ctime and inode) are not read again unless ``force_rehash``. A file that cannot be read is
+        listed in ``errors`` and the result is ``partial``; the point is still committed.
+        """
+        it = item if isinstance(item, Item) else await self.item(item)
+        if not await asyncio.to_thread(os.path.isdir, it.source):
+            raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
+        parent = await self._parent(it)
+        loop = asyncio.get_running_loop()
+        archiver = FolderArchiver(
+            self._repo,
+            loop,
+            os.fsencode(it.source),
+            parent_tree=bytes.fromhex(parent.tree) if parent else None,
+            force_rehash=force_rehash,
+            progress=progress,
+        )
+        outcome = await asyncio.to_thread(archiver.run)
+        await self._repo.flush_index()
+        rec = SnapshotRecord(
+            item=it.name,
+            time=_now_iso(),
+            host=_host(),
+            user=_user(),
+            source=it.source,
+            tree=outcome.tree.hex(),
+            root=outcome.root,
+            parent=parent.id if parent else None,
+            tags=sorted(set(tags)),
+            stats=outcome.stats.to_json(),
+            errors=outcome.errors,
+            partial=bool(outcome.errors),
+            program=f"tiervault {__version__}",
+        )
+        await self._repo.save_snapshot(rec)
+        return SnapshotResult(RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors))
+
+    async def _parent(self, it: Item) -> SnapshotRecord | None:
+        host = _host()
+        candidates = [
+            s
+            for s in await self._repo.list_snapshots()
+            if s.item == it.name and s.host == host and s.source == it.source
+        ]
+        return candidates[-1] if candidates else None
+
+    async def points(
+        self, item: str | None = None, *, tags: Sequence[str] | None = None
+    ) -> list[RecoveryPoint]:
+        """Recovery points, oldest first, optionally of one item and having all of ``tags``."""
+        out = []
+        for s in await self._repo.list_snapshots():
+            if item is not None and s.item != item:
+                continue
+            if tags and not set(tags) <= set(s.tags):
+                continue
+            out.append(RecoveryPoint._from(s))
+        return out
+
+    async def point(self, ref: str | RecoveryPoint) -> RecoveryPoint:
+        """A point by id, unique id prefix, ``latest`` or ``latest:<item>``."""
+        return RecoveryPoint._from(await self._record(ref))
+
+    async def _record(self, ref: str | RecoveryPoint) -> SnapshotRecord:
+        if isinstance(ref, RecoveryPoint):
+            return await self._repo.load_snapshot(ref.id)
+        if ref == "latest" or ref.startswith("latest:"):
+            item = ref.partition(":")[2] or None
+            snaps = [s for s in await self._repo.list_snapshots() if item is None or s.item == item]
+            if not snaps:
+                raise NotFoundError("no recovery points" + (f" of item {item!r}" if item else ""))
+            return snaps[-1]
+        return await self._repo.find_snapshot(ref)
+
+    async def ls(self, point: str | RecoveryPoint, path: str = "", *, recursive: bool = False) -> list[Entry]:
+        """The entries of directory ``path`` inside a recovery point (or the entry itself for a file)."""
+        rec = await self._record(point)
+        parts = [p for p in os.fsencode(path).split(b"/") if p not in (b"", b".")]
+        tree = bytes.fromhex(rec.tree)
+        prefix = b""
+        for i, part in enumerate(parts):
+            nodes = {n.name: n for n in await self._repo.load_tree(tree)}
+            node = nodes.get(part)
+            if node is None:
+                raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
+            prefix = prefix + b"/" + part if prefix else part
+            if node.type != "dir":
+                if i != len(parts) - 1:
+                    raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
+                return [Entry._from(os.fsdecode(prefix), node)]
+            assert node.subtree is not None
+            tree = node.subtree
+        out: list[Entry] = []
+        await self._list(tree, prefix, recursive, out)
+        return out
+
+    async def _list(self, tree: bytes, prefix: bytes, recursive: bool, out: list[Entry]) -> None:
+        for n in await self._repo.load_tree(tree):
+            p = prefix + b"/" + n.name if prefix else n.name
+            out.append(Entry._from(os.fsdecode(p), n))
+            if recursive and n.type == "dir" and n.subtree is not None:
+                await self._list(n.subtree, p, recursive, out)
+
+    async def restore(
+        self,
+        point: str | RecoveryPoint,
+        target: str | os.PathLike[str],
+        *,
+        paths: Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        verify: bool = False,
+    ) -> RestoreResult:
+        """Rebuild a recovery point (or the selected part of it) under ``target``.
+
+        ``paths`` are paths inside the point; ``include``/``exclude`` are glob patterns matched
+        against each path and its components. Files already identical in ``target`` are left
+        alone; others are replaced atomically. ``verify`` re-reads every restored file.
+        """
+        rec = await self._record(point)
+        restorer = Restorer(
+            self._repo, rec, target, paths=paths, include=include, exclude=exclude, verify=verify
+        )
+        stats, errors = await restorer.run()
+        return RestoreResult(stats, tuple(errors))
+
+    # ------------------------------------------------------------------ maintenance and keys
+
+    async def check(self, *, read_data: bool = False) -> CheckResult:
+        """Verify the repository; ``read_data`` also reads and authenticates every data pack."""
+        return await check(self._repo, read_data=read_data)
+
+    async def keys(self) -> list[dict[str, Any]]:
+        return await self._repo.list_keys()
+
+    async def add_key(self, password: Password, *, kdf: ScryptParams | None = None) -> str:
+        return await self._repo.add_key(_password(password), kdf=kdf)
+
+    async def remove_key(self, key_id: str) -> None:
+        await self._repo.remove_key(key_id)
+
+    async def change_password(self, new_password: Password, *, kdf: ScryptParams | None = None) -> str:
+        return await self._repo.change_password(_password(new_password), kdf=kdf)
+
+
+class _Opening:
+    """What ``init``/``open`` return: await it, or use it with ``async with`` (closes the vault)."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Vault]]) -> None:
+        self._factory = factory
+        self._vault: Vault | None = None
+
+    def __await__(self) -> Generator[Any, None, Vault]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> Vault:
+        self._vault = await self._factory()
+        return self._vault
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._vault is not None:
+            await self._vault.aclose()
+
+
+def open(url: str | os.PathLike[str], *, password: Password) -> _Opening:
+    """Open an existing repository (a local path or ``file://`` URL)."""
+
+    async def go() -> Vault:
+        backend = _backend_for(url)
+        try:
+            return Vault(await Repository.open(backend, _password(password)))
+        except BaseException:
+            await backend.aclose()
+            raise
+
+    return _Opening(go)
+
+
+def init(
+    url: str | os.PathLike[str],
+    *,
+    password: Password,
+    pack_size: int = DEFAULT_PACK_SIZE,
+    chunker: ChunkerParams | None = None,
+    kdf: ScryptParams | None = None,
+) -> _Opening:
+    """Create a repository and open it."""
+
+    async def go() -> Vault:
+        backend = _backend_for(url)
+        try:
+            repo = await Repository.init(
+                backend, _password(password), chunker=chunker, pack_size=pack_size, kdf=kdf
+            )
+            return Vault(repo)
+        except BaseException:
+            await backend.aclose()
+            raise
+
+    return _Opening(go)
+
+
+__all__ = [
+    "Entry",
+    "Item",
+    "RecoveryPoint",
+    "RestoreResult",
+    "SnapshotResult",
+    "TiervaultError",
+    "Vault",
+    "init",
+    "open",
+]

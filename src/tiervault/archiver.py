@@ -1,0 +1,465 @@
+"""Taking a recovery point of a folder: walk, chunk, dedup, pack, upload, then commit the snapshot.
+
+Threads and bounds (docs/architecture.md, "Snapshot pipeline"):
+
+* one walker thread lists directories in depth-first order and submits each regular file to a pool of
+  ``workers`` threads (one per core); at most ``queue_limit`` files wait in the pool;
+* each worker reads its file in bounded blocks (FastCDC streaming), hashes every chunk with the keyed
+  BLAKE3, and adds the chunks the index does not know yet to its own open pack (compress + seal);
+* a full pack is handed to the event loop for upload; at most ``max_inflight`` packs are in flight, so
+  memory stays within about (workers + max_inflight + 1) x pack size whatever the data size;
+* directories are finalized in post-order as soon as all their files are done: the tree is serialized,
+  hashed and added to a metadata pack;
+* the caller writes the index, then the snapshot object — last, so a crash leaves no dangling point.
+
+A file that vanishes or cannot be read is recorded in the point's error list and left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiervault.core.chunker import Chunker
+from tiervault.core.crypto import chunk_id
+from tiervault.core.format.pack import PackKind, PackWriter
+from tiervault.core.format.tree import ContentItem, Node, encode_tree, node_to_json
+from tiervault.errors import TiervaultError, UsageError
+from tiervault.repo.repository import Repository
+from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_node
+
+log = logging.getLogger("tiervault.archiver")
+
+SMALL_FILE = 1 << 20
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+@dataclass(slots=True)
+class SnapshotStats:
+    files: int = 0
+    dirs: int = 0
+    others: int = 0
+    bytes_total: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    files_reused: int = 0
+    bytes_reused: int = 0
+    chunks_new: int = 0
+    bytes_new: int = 0
+    stored_new: int = 0
+    packs_new: int = 0
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True)
+class Progress:
+    """Live counters, updated from worker threads; read them from anywhere (e.g. a progress bar)."""
+
+    files_done: int = 0
+    bytes_done: int = 0
+    current: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, files: int, nbytes: int) -> None:
+        with self.lock:
+            self.files_done += files
+            self.bytes_done += nbytes
+
+
+class _Uploads:
+    """Hands finished packs from worker threads to the event loop, at most ``limit`` in flight."""
+
+    def __init__(self, repo: Repository, loop: asyncio.AbstractEventLoop, limit: int, stats: SnapshotStats):
+        self.repo, self.loop, self.stats = repo, loop, stats
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._futures: list[cf.Future[Any]] = []
+        self.error: BaseException | None = None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, writer: PackWriter) -> None:
+        self.check()
+        entries = list(writer.entries)
+        data = writer.finish()
+        self._slots.acquire()
+        with self._lock:
+            self.stats.packs_new += 1
+            self.stats.stored_new += len(data)
+        fut = asyncio.run_coroutine_threadsafe(
+            self.repo.save_pack(writer.kind, writer.salt, data, entries), self.loop
+        )
+
+        def done(f: cf.Future[Any]) -> None:
+            self._slots.release()
+            exc = None if f.cancelled() else f.exception()
+            if f.cancelled() or exc is not None:
+                with self._lock:
+                    if self.error is None:
+                        self.error = exc or asyncio.CancelledError()
+
+        fut.add_done_callback(done)
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(fut)
+
+    def wait_all(self) -> None:
+        with self._lock:
+            futures = list(self._futures)
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:
+                pass
+        self.check()
+
+
+class _Sink:
+    """One open pack of one kind, owned by one thread."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        uploads: _Uploads,
+        kind: PackKind,
+        stats: SnapshotStats,
+        stats_lock: threading.Lock,
+        claims: set[bytes],
+    ) -> None:
+        self.repo, self.uploads, self.kind, self.claims = repo, uploads, kind, claims
+        self.stats, self.stats_lock = stats, stats_lock
+        self.writer: PackWriter | None = None
+
+    def add(self, cid: bytes, data: bytes | memoryview) -> None:
+        """Store ``data`` unless the index or this session already has it."""
+        if self.repo.index.claim(cid, self.claims):
+            self.store(cid, data)
+
+    def store(self, cid: bytes, data: bytes | memoryview) -> None:
+        """Store an already claimed chunk."""
+        if self.writer is None:
+            self.writer = PackWriter(
+                self.repo.keys.encryption,
+                self.kind,
+                capacity=2 * self.repo.pack_size + self.repo.chunker_params.max_size,
+            )
+        self.writer.add(cid, data)
+        with self.stats_lock:
+            self.stats.chunks_new += 1
+            self.stats.bytes_new += len(data)
+        if self.writer.size >= self.repo.pack_size or self.writer.full:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.writer is not None and len(self.writer):
+            writer, self.writer = self.writer, None
+            self.uploads.submit(writer)
+
+
+class _FileError(Exception):
+    pass
+
+
+class _Budget:
+    """A byte budget shared by threads: ``acquire(n)`` blocks while the budget is spent (one
+    oversized request is let through alone, so a chunk larger than the budget cannot deadlock)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit, self._used = limit, 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        with self._cond:
+            while self._used and self._used + n > self._limit:
+                self._cond.wait()
+            self._used += n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self._used -= n
+            self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class _PendingDir:
+    path: bytes
+    nodes: list[Node] = field(default_factory=list)
+    jobs: list[tuple[Node, cf.Future[tuple[list[ContentItem], int]]]] = field(default_factory=list)
+    subdirs: list[tuple[Node, _PendingDir]] = field(default_factory=list)
+    tree_id: bytes | None = None
+
+    def ready(self) -> bool:
+        return all(f.done() for _, f in self.jobs)
+
+
+@dataclass(slots=True)
+class ArchiveOutcome:
+    tree: bytes
+    root: dict[str, Any]
+    stats: SnapshotStats
+    errors: list[dict[str, str]]
+
+
+class FolderArchiver:
+    """Runs in its own thread (``run``); talks to the event loop only through futures."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        loop: asyncio.AbstractEventLoop,
+        source: bytes,
+        *,
+        parent_tree: bytes | None = None,
+        force_rehash: bool = False,
+        workers: int | None = None,
+        max_inflight: int = 4,
+        progress: Progress | None = None,
+    ) -> None:
+        self.repo, self.loop, self.source = repo, loop, source
+        self.parent_tree = parent_tree
+        self.force_rehash = force_rehash
+        self.workers = max(1, workers or os.cpu_count() or 2)
+        self.stats = SnapshotStats()
+        self.progress = progress or Progress()
+        self.errors: list[dict[str, str]] = []
+        self._stats_lock = threading.Lock()
+        self._uploads = _Uploads(repo, loop, max(1, max_inflight), self.stats)
+        self._sinks: list[_Sink] = []
+        self._local = threading.local()
+        self._queue_slots = threading.Semaphore(self.workers * 8)
+        self._ready: collections.deque[_PendingDir] = collections.deque()
+        self._claims: set[bytes] = set()
+        self._budget = _Budget(max(64 << 20, 4 * repo.chunker_params.max_size))
+        self._meta = _Sink(repo, self._uploads, PackKind.META, self.stats, self._stats_lock, self._claims)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _call(self, coro_factory: Callable[[], Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
+
+    def _error(self, path: bytes, exc: BaseException) -> None:
+        rel = os.path.relpath(path, self.source) if path != self.source else "."
+        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning("skipped %r: %s", rel, msg)
+        with self._stats_lock:
+            self.errors.append({"path": os.fsdecode(rel), "error": msg})
+
+    def _chunker(self) -> Chunker:
+        chunker: Chunker | None = getattr(self._local, "chunker", None)
+        if chunker is None:
+            chunker = self._local.chunker = Chunker(self.repo.chunker_params, self.repo.keys.chunker_seed)
+        return chunker
+
+    def _sink(self) -> _Sink:
+        sink: _Sink | None = getattr(self._local, "sink", None)
+        if sink is None:
+            sink = _Sink(self.repo, self._uploads, PackKind.DATA, self.stats, self._stats_lock, self._claims)
+            with self._stats_lock:
+                self._sinks.append(sink)
+            self._local.sink = sink
+        return sink
+
+    def _save(self, cid: bytes, data: bytes | memoryview) -> None:
+        """Hand a new chunk to the saver pool (compress, seal, pack, upload), within the byte budget."""
+        if not self.repo.index.claim(cid, self._claims):
+            return
+        self._uploads.check()
+        self._budget.acquire(len(data))
+        try:
+            self._savers.submit(self._save_job, cid, data)
+        except BaseException:
+            self._budget.release(len(data))
+            raise
+
+    def _save_job(self, cid: bytes, data: bytes | memoryview) -> None:
+        try:
+            if self._uploads.error is None:
+                self._sink().store(cid, data)
+        except BaseException as exc:
+            with self._stats_lock:
+                if self._uploads.error is None:
+                    self._uploads.error = exc
+        finally:
+            self._budget.release(len(data))
+
+    # ---------------------------------------------------------------- file content (worker threads)
+
+    def _read_file(self, path: bytes, node: Node) -> tuple[list[ContentItem], int]:
+        try:
+            return self._chunk_file(path, node)
+        finally:
+            self._queue_slots.release()
+
+    def _chunk_file(self, path: bytes, node: Node) -> tuple[list[ContentItem], int]:
+        chunker = self._chunker()
+        key = self.repo.keys.chunk_id
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | _O_NOATIME)
+        except PermissionError:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # O_NOATIME needs ownership
+        try:
+            st = os.fstat(fd)
+            if st.st_ino != node.inode or st.st_dev != node.device:
+                raise _FileError("file was replaced while being backed up")
+            content: list[ContentItem] = []
+            pos = 0
+            shrank = False
+            for start, end in data_extents(fd, st.st_size, st.st_blocks):
+                if start > pos:
+                    content.append(start - pos)
+                    pos = start
+                # small extents: one read, and the chunks are views of that immutable buffer;
+                # streamed extents: a chunk's view is reused by the next one, so it is copied
+                small = end - start <= SMALL_FILE
+                if small:
+                    pieces: Any = chunker.cut(os.pread(fd, end - start, start))
+                else:
+                    pieces = chunker.chunks(RangeReader(fd, start, end))
+                for piece in pieces:
+                    cid = chunk_id(key, piece)
+                    if cid not in self._claims and cid not in self.repo.index:
+                        self._save(cid, piece if small else bytes(piece))
+                    content.append(cid)
+                    pos += len(piece)
+                    self.progress.add(0, len(piece))
+                if pos < end:
+                    shrank = True  # the file was truncated while we read it: keep what we got
+                    break
+            if not shrank and pos < st.st_size:
+                content.append(st.st_size - pos)  # a trailing hole
+                pos = st.st_size
+            return content, pos
+        finally:
+            os.close(fd)
+
+    # ---------------------------------------------------------------- walking (walker thread)
+
+    def _walk(self, path: bytes, parent_tree: bytes | None) -> _PendingDir:
+        pending = _PendingDir(path)
+        try:
+            entries = list_dir(path)
+        except OSError as exc:
+            self._error(path, exc)
+            entries = []
+        parent: dict[bytes, Node] = {}
+        if parent_tree is not None:
+            try:
+                parent = {n.name: n for n in self._call(lambda: self.repo.load_tree(parent_tree))}
+            except TiervaultError as exc:
+                log.warning("parent tree unreadable, reading everything below %r: %s", path, exc)
+        for name, st in entries:
+            child = os.path.join(path, name)
+            try:
+                if isinstance(st, OSError):
+                    raise st
+                node = stat_node(child, name, st)
+            except OSError as exc:
+                self._error(child, exc)  # vanished or unreadable: recorded, the rest goes on
+                continue
+            if node is None:
+                continue
+            old = parent.get(name)
+            if node.type == "dir":
+                self.stats.dirs += 1
+                sub = self._walk(child, old.subtree if old is not None and old.type == "dir" else None)
+                pending.subdirs.append((node, sub))
+            elif node.type == "file":
+                self.stats.files += 1
+                self.stats.bytes_total += node.size
+                if self._reusable(node, old):
+                    assert old is not None
+                    node.content = list(old.content)
+                    self.stats.files_reused += 1
+                    self.stats.bytes_reused += node.size
+                    self.progress.add(1, node.size)
+                    pending.nodes.append(node)
+                else:
+                    self._queue_slots.acquire()
+                    self._uploads.check()
+                    fut = self._pool.submit(self._read_file, child, node)
+                    pending.jobs.append((node, fut))
+            else:
+                self.stats.others += 1
+                pending.nodes.append(node)
+        self._ready.append(pending)
+        self._drain(block=False)
+        return pending
+
+    def _reusable(self, node: Node, old: Node | None) -> bool:
+        if self.force_rehash or old is None or old.type != "file":
+            return False
+        if (old.size, old.mtime_ns, old.ctime_ns, old.inode) != (
+            node.size,
+            node.mtime_ns,
+            node.ctime_ns,
+            node.inode,
+        ):
+            return False
+        return all(isinstance(c, int) or c in self.repo.index for c in old.content)
+
+    def _drain(self, *, block: bool) -> None:
+        while self._ready and (block or self._ready[0].ready()):
+            self._finalize(self._ready.popleft())
+
+    def _finalize(self, pending: _PendingDir) -> None:
+        nodes = pending.nodes
+        for node, fut in pending.jobs:
+            try:
+                node.content, node.size = fut.result()
+            except (OSError, _FileError) as exc:
+                self._error(os.path.join(pending.path, node.name), exc)
+                continue
+            with self._stats_lock:
+                self.stats.files_read += 1
+                self.stats.bytes_read += node.size
+            self.progress.add(1, 0)
+            nodes.append(node)
+        for node, sub in pending.subdirs:
+            assert sub.tree_id is not None, "post-order: children are finalized first"
+            node.subtree = sub.tree_id
+            nodes.append(node)
+        data = encode_tree(nodes)
+        tid = chunk_id(self.repo.tree_key, data)
+        self._meta.add(tid, data)
+        pending.tree_id = tid
+        pending.nodes, pending.jobs, pending.subdirs = [], [], []
+
+    def run(self) -> ArchiveOutcome:
+        started = time.monotonic()
+        try:
+            root_st = os.stat(self.source)
+        except OSError as exc:
+            raise UsageError(f"cannot read source {os.fsdecode(self.source)!r}: {exc.strerror}") from exc
+        root = stat_node(self.source, b"root", root_st)
+        if root is None or root.type != "dir":
+            raise UsageError(f"source {os.fsdecode(self.source)!r} is not a directory")
+        self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="tiervault-read")
+        self._savers = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="tiervault-pack")
+        try:
+            top = self._walk(self.source, self.parent_tree)
+            self._drain(block=True)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._savers.shutdown(wait=True)
+        self._uploads.check()
+        for sink in self._sinks:
+            sink.flush()
+        self._meta.flush()
+        self._uploads.wait_all()
+        assert top.tree_id is not None
+        root.subtree = top.tree_id
+        self.stats.duration_s = time.monotonic() - started
+        return ArchiveOutcome(top.tree_id, node_to_json(root), self.stats, self.errors)

@@ -1,0 +1,1 @@
+"""Storage backends: one small async interface (``base.Backend``) and its implementations."""

@@ -1,0 +1,111 @@
+"""The storage interface every backend implements, and the contract each method keeps.
+
+A backend stores opaque objects under slash-separated names (``data/ab/ab12...``). It knows nothing of
+packs, snapshots or encryption. Every method translates the store's own errors, once, into
+:mod:`tiervault.errors` (``raise ... from exc``); only :class:`~tiervault.errors.TransientBackendError`
+may be retried, and retrying is not the backend's business (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+class Tier(enum.StrEnum):
+    """Access tiers, warmest first. Stores without tiers report everything as ``HOT``."""
+
+    HOT = "hot"
+    COOL = "cool"
+    COLD = "cold"
+    ARCHIVE = "archive"
+
+
+class RehydratePriority(enum.StrEnum):
+    STANDARD = "standard"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What ``stat`` and ``list`` report about one object."""
+
+    name: str
+    size: int
+    tier: Tier
+    modified: datetime
+    #: True while an Archive object is being rehydrated (not yet readable).
+    rehydrating: bool = False
+
+
+@runtime_checkable
+class Lease(Protocol):
+    """An exclusive, expiring claim on one name. Expires by itself unless renewed."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def renew(self) -> None:
+        """Extend the lease by its duration. Raises ``LeaseHeldError`` if it was lost meanwhile."""
+
+    async def release(self) -> None:
+        """Give the lease up at once. Idempotent."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The whole storage contract. Options are keyword-only; every method is safe to call concurrently."""
+
+    @property
+    def location(self) -> str:
+        """A human-readable address of this store (never contains secrets)."""
+
+    async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
+        """Atomically create ``name`` with ``data``.
+
+        Returns True if this call created it, False if an object of that name already existed (then
+        nothing is changed: for content-addressed names that is a normal outcome). A reader never sees
+        a partially written object, and a crash leaves either the whole object or none.
+        """
+
+    async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """Return ``length`` bytes from ``offset`` (the rest of the object when ``length`` is None).
+
+        A range beyond the end returns what exists (possibly fewer bytes); callers that need exactly
+        ``length`` bytes check. Raises ``ObjectNotFoundError``, or ``ObjectArchivedError`` for an
+        object in the Archive tier that has not been rehydrated.
+        """
+
+    def open_read(
+        self, name: str, *, offset: int = 0, length: int | None = None, block_size: int = 4 << 20
+    ) -> AsyncIterator[bytes]:
+        """Stream the same bytes as ``get`` in blocks of at most ``block_size``: bounded memory."""
+
+    async def stat(self, name: str) -> ObjectInfo:
+        """Describe one object; ``ObjectNotFoundError`` if absent."""
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Yield every object whose name starts with ``prefix``, in no particular order."""
+
+    async def delete(self, name: str) -> None:
+        """Remove ``name``. Idempotent: deleting an absent object is not an error."""
+
+    async def set_tier(self, name: str, tier: Tier) -> None:
+        """Move an object to ``tier``. Moving out of Archive is ``rehydrate``'s job."""
+
+    async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
+        """Start making an Archive object readable again (to Hot). Returns at once; ``stat`` reports
+        ``rehydrating`` until the object is readable. A no-op for an object that is not archived."""
+
+    async def acquire_lease(self, name: str, *, duration: float) -> Lease:
+        """Take an exclusive lease on ``name`` for ``duration`` seconds (creating the object if needed).
+
+        Raises ``LeaseHeldError`` while another holder's lease is live. A holder that dies stops
+        renewing, and its lease lapses by itself: a lock can never go stale for ever.
+        """
+
+    async def aclose(self) -> None:
+        """Release connections and other resources. Idempotent."""

@@ -1,0 +1,149 @@
+"""Config and key slots (docs/format.md, "config" and "Keys").
+
+``config`` is plaintext canonical JSON so that the format version can be checked before any password
+is asked. Its BLAKE3 hash is sealed inside the master keys, so a modified config is detected on open.
+A key slot is JSON: scrypt parameters and salt, and the master keys sealed with AES-256-GCM under the
+scrypt-derived key, with the repository id as associated data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tiervault.core.crypto import MasterKeys, ScryptParams, unwrap, wrap
+from tiervault.core.format import FORMAT_VERSION, FormatError
+
+CONFIG_NAME = "config"
+REPOSITORY_KIND = "tiervault-repository"
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _unb64(s: Any) -> bytes:
+    return base64.b64decode(str(s), validate=True)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySlot:
+    params: ScryptParams
+    salt: bytes
+    nonce: bytes
+    sealed: bytes
+    created: str
+    host: str
+    user: str
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "v": 1,
+                "kdf": "scrypt",
+                "log_n": self.params.log_n,
+                "r": self.params.r,
+                "p": self.params.p,
+                "salt": _b64(self.salt),
+                "nonce": _b64(self.nonce),
+                "data": _b64(self.sealed),
+                "created": self.created,
+                "host": self.host,
+                "user": self.user,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeySlot:
+        try:
+            o = json.loads(data)
+            if not isinstance(o, dict):
+                raise FormatError("key slot is not a JSON object")
+            if o.get("v") != 1 or o.get("kdf") != "scrypt":
+                raise FormatError(f"unsupported key slot (v={o.get('v')}, kdf={o.get('kdf')})")
+            return cls(
+                params=ScryptParams(int(o["log_n"]), int(o["r"]), int(o["p"])),
+                salt=_unb64(o["salt"]),
+                nonce=_unb64(o["nonce"]),
+                sealed=_unb64(o["data"]),
+                created=str(o.get("created", "")),
+                host=str(o.get("host", "")),
+                user=str(o.get("user", "")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"bad key slot: {exc}") from exc
+
+
+def _aad(repository_id: str) -> bytes:
+    return b"tiervault key slot v1:" + repository_id.encode("ascii")
+
+
+def seal_keys(
+    master: MasterKeys,
+    config_hash: str,
+    repository_id: str,
+    password: bytes,
+    params: ScryptParams,
+    *,
+    salt: bytes,
+    created: str,
+    host: str,
+    user: str,
+) -> KeySlot:
+    kek = params.derive(password, salt)
+    body = canonical_json(
+        {
+            "encryption": _b64(master.encryption),
+            "chunk_id": _b64(master.chunk_id),
+            "chunker_seed": master.chunker_seed,
+            "config_hash": config_hash,
+        }
+    )
+    nonce, sealed = wrap(kek, body, _aad(repository_id))
+    return KeySlot(params, salt, nonce, sealed, created, host, user)
+
+
+def open_keys(slot: KeySlot, repository_id: str, password: bytes) -> tuple[MasterKeys, str]:
+    """Return (master keys, sealed config hash); raises AuthenticationFailed on a wrong password."""
+    kek = slot.params.derive(password, slot.salt)
+    body = json.loads(unwrap(kek, slot.nonce, slot.sealed, _aad(repository_id)))
+    master = MasterKeys(_unb64(body["encryption"]), _unb64(body["chunk_id"]), int(body["chunker_seed"]))
+    return master, str(body["config_hash"])
+
+
+def encode_config(repository_id: str, created: str, chunker: dict[str, Any], pack_size: int) -> bytes:
+    return canonical_json(
+        {
+            "kind": REPOSITORY_KIND,
+            "version": FORMAT_VERSION,
+            "id": repository_id,
+            "created": created,
+            "chunker": chunker,
+            "chunk_hash": "blake3-keyed",
+            "object_hash": "blake3",
+            "cipher": "aes-256-gcm",
+            "kdf": "scrypt",
+            "compression": "zstd",
+            "pack_size": pack_size,
+        }
+    )
+
+
+def decode_config(data: bytes) -> dict[str, Any]:
+    """Parse config; raises FormatError for non-repositories, and returns the version for the caller
+    to check (a newer version is an UnsupportedFormatError, not a damaged object)."""
+    try:
+        o = json.loads(data)
+    except ValueError as exc:
+        raise FormatError(f"config is not JSON: {exc}") from exc
+    if not isinstance(o, dict) or o.get("kind") != REPOSITORY_KIND or type(o.get("version")) is not int:
+        raise FormatError("not a tiervault config")
+    return o

@@ -1,0 +1,104 @@
+"""tiervault's exceptions: one small tree, raised everywhere, mapped to exit codes only by the CLI.
+
+    TiervaultError
+    ├── UsageError                  bad arguments or input (a missing source path, an unknown item)
+    ├── RepositoryNotFoundError     no repository at that address
+    ├── RepositoryExistsError       init over an existing repository
+    ├── UnsupportedFormatError      written by a newer tiervault (or not a tiervault repository)
+    ├── WrongPasswordError          no key slot opens with this password
+    ├── IntegrityError              an object read back failed authentication or its hash; names it
+    ├── NotFoundError               a recovery point, path or item that does not exist
+    └── BackendError                the store failed
+        ├── ObjectNotFoundError     the object does not exist
+        ├── ObjectArchivedError     the object is in the Archive tier: rehydrate it first
+        ├── LeaseHeldError          someone else holds the lease
+        ├── PermissionDeniedError   credentials refused (never retried)
+        └── TransientBackendError   may succeed if retried (the only retryable one)
+
+Foreign exceptions (OSError, azure.core.exceptions...) are translated once, at the backend boundary,
+always with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class TiervaultError(Exception):
+    """Base class of every error tiervault raises on purpose."""
+
+
+class UsageError(TiervaultError):
+    """The caller asked for something impossible: bad arguments, a missing source path."""
+
+
+class RepositoryNotFoundError(TiervaultError):
+    """There is no tiervault repository at that address."""
+
+
+class RepositoryExistsError(TiervaultError):
+    """``init`` was asked to create a repository where one already exists."""
+
+
+class UnsupportedFormatError(TiervaultError):
+    """The repository's format version is not one this tiervault can read."""
+
+
+class WrongPasswordError(TiervaultError):
+    """No key slot of the repository opens with the given password."""
+
+
+class IntegrityError(TiervaultError):
+    """An object read back failed its hash or its authentication tag.
+
+    ``name`` is the storage name of the damaged object.
+    """
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"integrity error in {name}: {detail}")
+        self.name = name
+        self.detail = detail
+
+
+class NotFoundError(TiervaultError):
+    """A recovery point, item or path inside a recovery point that does not exist."""
+
+
+class BackendError(TiervaultError):
+    """The storage backend failed."""
+
+
+class ObjectNotFoundError(BackendError):
+    """The named object does not exist in the store."""
+
+
+class ObjectArchivedError(BackendError):
+    """The object is in the Archive tier and must be rehydrated before it can be read."""
+
+
+class LeaseHeldError(BackendError):
+    """Another holder owns the lease on that object."""
+
+
+class PermissionDeniedError(BackendError):
+    """The store refused our credentials; retrying cannot help."""
+
+
+class TransientBackendError(BackendError):
+    """A failure that may go away if the same idempotent request is repeated."""
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a task group: our own errors first, then anything else."""
+    leaves: list[BaseException] = []
+
+    def flatten(g: BaseExceptionGroup[BaseException]) -> None:
+        for e in g.exceptions:
+            if isinstance(e, BaseExceptionGroup):
+                flatten(e)
+            else:
+                leaves.append(e)
+
+    flatten(group)
+    for e in leaves:
+        if isinstance(e, TiervaultError):
+            return e
+    return leaves[0]

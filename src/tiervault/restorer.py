@@ -1,0 +1,604 @@
+"""Restoring a recovery point (or part of it) into a directory.
+
+The algorithm (docs/architecture.md, "Restore"), in the spirit of restic's ``internal/restorer``:
+
+1. **Plan.** Walk the point's trees from the root, keeping what ``paths`` / ``include`` / ``exclude``
+   select (and the directories above it). A file already present in the target with the same content
+   (every chunk re-hashed and compared) is not written again; a hard-link group is written once and
+   linked. Every other file gets a temporary sibling, truncated to its final size so that holes stay
+   holes, and each of its chunks is filed under the pack that holds it.
+2. **Fetch by pack.** Packs are processed concurrently (bounded). For each pack the needed blobs are
+   read with as few ranged requests as possible (neighbouring blobs are coalesced), each blob is
+   authenticated, decompressed and checked against its keyed id once, then written at every offset
+   that uses it. Memory holds at most a few coalesced ranges, whatever the data size.
+3. **Finish.** Each file gets its owner (when running as root), mode, xattrs and mtime, then replaces
+   its destination with an atomic rename; links, symlinks and special files likewise; directory
+   metadata is applied last, deepest first.
+4. **Verify** (optional): every restored file is read back and its chunks re-hashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fnmatch
+import logging
+import os
+import secrets
+import stat
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiervault.core.crypto import chunk_id
+from tiervault.core.format.pack import PackEntry
+from tiervault.core.format.tree import ContentItem, Node, node_from_json
+from tiervault.errors import IntegrityError, NotFoundError, TiervaultError, UsageError, first_error
+from tiervault.repo.index import PackInfo
+from tiervault.repo.repository import Repository
+from tiervault.repo.snapshots import SnapshotRecord
+
+log = logging.getLogger("tiervault.restorer")
+
+COALESCE_GAP = 256 * 1024
+MAX_RANGE = 32 << 20
+MAX_OPEN_FILES = 256
+_IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@dataclass(slots=True)
+class RestoreStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    others: int = 0
+    files_written: int = 0
+    files_unchanged: int = 0
+    hardlinks: int = 0
+    bytes_total: int = 0
+    bytes_written: int = 0
+    packs_read: int = 0
+    bytes_fetched: int = 0
+    read_requests: int = 0
+    files_verified: int = 0
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True)
+class _File:
+    rel: bytes
+    dest: bytes
+    node: Node
+    write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
+    link_to: _File | None = None
+    remaining: int = 0  # chunk writes still to come; the file is finished when it reaches 0
+    temp: bytes | None = None
+    fd: int = -1
+    done: bool = False
+    failed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(slots=True)
+class _Plan:
+    dirs: list[tuple[bytes, Node | None]] = field(default_factory=list)
+    files: list[_File] = field(default_factory=list)
+    others: list[tuple[bytes, Node]] = field(default_factory=list)
+
+
+def _matches(rel: bytes, patterns: Sequence[str]) -> bool:
+    path = os.fsdecode(rel)
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        fnmatch.fnmatchcase(p, pat) or fnmatch.fnmatchcase(parts[i], pat)
+        for pat in patterns
+        for i, p in enumerate(prefixes)
+    )
+
+
+def normalize_paths(paths: Sequence[str] | None) -> list[bytes] | None:
+    if paths is None:
+        return None
+    out = []
+    for p in paths:
+        parts = [x for x in os.fsencode(p).split(b"/") if x not in (b"", b".")]
+        if b".." in parts:
+            raise UsageError(f"path {p!r} must not contain '..'")
+        out.append(b"/".join(parts))
+    return out
+
+
+class Restorer:
+    def __init__(
+        self,
+        repo: Repository,
+        snapshot: SnapshotRecord,
+        target: str | os.PathLike[str],
+        *,
+        paths: Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        verify: bool = False,
+        concurrency: int = 4,
+    ) -> None:
+        self.repo, self.snapshot = repo, snapshot
+        self.target = os.fsencode(os.path.abspath(os.fspath(target)))
+        self.paths = normalize_paths(paths)
+        self.include = list(include or [])
+        self.exclude = list(exclude or [])
+        self.verify = verify
+        self.concurrency = max(1, concurrency)
+        self.stats = RestoreStats()
+        self.errors: list[dict[str, str]] = []
+        self._whole = self.paths is None and not self.include and not self.exclude
+        self._open_lock = threading.Lock()
+        self._open_files = 0
+
+    # ------------------------------------------------------------------ selection
+
+    def _selected(self, rel: bytes) -> bool:
+        if self.paths is not None and not any(
+            rel == p or rel.startswith(p + b"/") or not p for p in self.paths
+        ):
+            return False
+        if self.include and not _matches(rel, self.include):
+            return False
+        return not (self.exclude and _matches(rel, self.exclude))
+
+    def _may_contain(self, rel: bytes) -> bool:
+        """Could a selected path lie below directory ``rel``?"""
+        if self.exclude and _matches(rel, self.exclude):
+            return False
+        if self.paths is None:
+            return True
+        return any(
+            not p or p == rel or p.startswith(rel + b"/") or rel.startswith(p + b"/") for p in self.paths
+        )
+
+    async def _walk(self, tree: bytes, rel: bytes, plan: _Plan) -> bool:
+        """Add the selected entries below ``rel`` to the plan; True if anything was selected."""
+        any_selected = False
+        for node in await self.repo.load_tree(tree):
+            child = rel + b"/" + node.name if rel else node.name
+            if node.type == "dir":
+                if not self._may_contain(child):
+                    continue
+                mark = len(plan.dirs)
+                plan.dirs.append((child, node))
+                assert node.subtree is not None
+                below = await self._walk(node.subtree, child, plan)
+                if below or self._selected(child):
+                    any_selected = True
+                else:
+                    del plan.dirs[mark]
+                continue
+            if not self._selected(child):
+                continue
+            any_selected = True
+            dest = os.path.join(self.target, child)
+            if node.type == "file":
+                plan.files.append(_File(child, dest, node))
+            else:
+                plan.others.append((child, node))
+        return any_selected
+
+    # ------------------------------------------------------------------ file helpers (threads)
+
+    def _lengths(self, content: list[ContentItem]) -> list[tuple[ContentItem, int]]:
+        out: list[tuple[ContentItem, int]] = []
+        for item in content:
+            if isinstance(item, int):
+                out.append((item, item))
+                continue
+            out.append((item, self.repo.locate(item).entry.raw_length))
+        return out
+
+    def _same_content(self, path: bytes, node: Node) -> bool:
+        """Does the file at ``path`` hold exactly ``node``'s content? Reads and re-hashes it."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
+                return False
+            off = 0
+            key = self.repo.keys.chunk_id
+            for item, length in self._lengths(node.content):
+                if isinstance(item, int):
+                    if not _is_zero(fd, off, length):
+                        return False
+                elif chunk_id(key, os.pread(fd, length, off)) != item:
+                    return False
+                off += length
+            return off == node.size
+        finally:
+            os.close(fd)
+
+    def _create_temp(self, f: _File) -> int:
+        f.temp = os.path.join(os.path.dirname(f.dest), b".tiervault-restore-" + secrets.token_hex(8).encode())
+        fd = os.open(f.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _write_blob(
+        self, pack: PackInfo, entry: PackEntry, sealed: memoryview, targets: list[tuple[_File, int]]
+    ) -> int:
+        plain = self.repo.open_pack_blob(pack, entry, sealed)
+        written = 0
+        for f, off in targets:
+            with f.lock:
+                if f.failed:
+                    continue
+                try:
+                    written += self._write_at(f, plain, off)
+                except OSError as exc:
+                    f.failed = True
+                    self._discard(f)
+                    self._error(f.rel, exc)
+        return written
+
+    def _write_at(self, f: _File, plain: bytes, off: int) -> int:
+        """Write one chunk into ``f`` (lock held); the last write finishes the file at once."""
+        fd = f.fd if f.fd >= 0 else (os.open(f.temp, os.O_WRONLY) if f.temp else self._create_temp(f))
+        try:
+            view = memoryview(plain)
+            while view:
+                n = os.pwrite(fd, view, off)
+                view, off = view[n:], off + n
+            f.remaining -= 1
+            if f.remaining == 0:
+                owned, fd = fd, -1  # _finish_content closes it, also when it fails
+                self._finish_content(f, owned)
+        finally:
+            if fd >= 0:
+                with self._open_lock:
+                    keep = f.fd == fd or self._open_files < MAX_OPEN_FILES
+                    if keep and f.fd != fd:
+                        self._open_files += 1
+                if keep:
+                    f.fd = fd
+                else:
+                    os.close(fd)
+        return len(plain)
+
+    def _finish_content(self, f: _File, fd: int) -> None:
+        """Metadata through the open descriptor, close, then atomically replace the destination."""
+        try:
+            self._apply_meta_fd(fd, f.node)
+        finally:
+            os.close(fd)
+            if f.fd == fd:
+                f.fd = -1
+                with self._open_lock:
+                    self._open_files -= 1
+        assert f.temp is not None
+        _replace(f.temp, f.dest)
+        f.temp = None
+        f.done = True
+
+    def _write_run(
+        self,
+        pack: PackInfo,
+        run: list[PackEntry],
+        start: int,
+        data: bytes,
+        blobs: dict[PackEntry, list[tuple[_File, int]]],
+    ) -> int:
+        """Open and write every blob of one coalesced range (a worker thread)."""
+        view = memoryview(data)
+        return sum(
+            self._write_blob(pack, e, view[e.offset - start : e.offset - start + e.length], blobs[e])
+            for e in run
+        )
+
+    def _discard_all(self, plan: _Plan) -> None:
+        for f in plan.files:
+            if not f.done:
+                self._discard(f)
+
+    def _discard(self, f: _File) -> None:
+        if f.fd >= 0:
+            os.close(f.fd)
+            f.fd = -1
+            with self._open_lock:
+                self._open_files -= 1
+        if f.temp is not None:
+            try:
+                os.unlink(f.temp)
+            except OSError:
+                pass
+            f.temp = None
+
+    def _apply_meta_fd(self, fd: int, node: Node) -> None:
+        if _IS_ROOT:
+            os.fchown(fd, node.uid, node.gid)
+        os.fchmod(fd, node.mode)
+        for name, value in node.xattrs:
+            try:
+                os.setxattr(fd, name, value)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+
+    def _apply_meta(self, path: bytes, node: Node, *, is_link: bool = False) -> None:
+        if _IS_ROOT:
+            os.chown(path, node.uid, node.gid, follow_symlinks=False)
+        if not is_link:
+            os.chmod(path, node.mode)
+        for name, value in node.xattrs:
+            try:
+                os.setxattr(path, name, value, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+                log.debug("xattr %s not restored on %r: %s", name, path, exc)
+        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=not is_link)
+
+    def _finish_file(self, f: _File) -> None:
+        """Files not finished by their last chunk write: hard links, unchanged files, and files
+        without data (empty, or nothing but holes)."""
+        if f.failed or f.done:
+            return
+        if f.link_to is not None:
+            if not f.link_to.done:
+                raise OSError(errno.ENOENT, "the first name of this hard link was not restored")
+            if os.path.lexists(f.dest) and os.path.samestat(os.lstat(f.dest), os.lstat(f.link_to.dest)):
+                f.done = True  # already this link (rename onto the same inode would be a no-op)
+                return
+            tmp = os.path.join(
+                os.path.dirname(f.dest), b".tiervault-restore-" + secrets.token_hex(8).encode()
+            )
+            os.link(f.link_to.dest, tmp)
+            _replace(tmp, f.dest)
+        elif not f.write:  # unchanged content: metadata only
+            self._apply_meta(f.dest, f.node)
+        else:
+            assert f.remaining == 0, "a file with pending chunks after the fetch phase"
+            self._finish_content(f, self._create_temp(f))
+        f.done = True
+
+    def _make_other(self, rel: bytes, node: Node) -> None:
+        dest = os.path.join(self.target, rel)
+        tmp = os.path.join(os.path.dirname(dest), b".tiervault-restore-" + secrets.token_hex(8).encode())
+        if node.type == "symlink":
+            assert node.target is not None
+            os.symlink(node.target, tmp)
+            self._apply_meta(tmp, node, is_link=True)
+            self.stats.symlinks += 1
+        else:
+            if node.type == "fifo":
+                os.mkfifo(tmp, 0o600)
+            elif _IS_ROOT:
+                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                os.mknod(tmp, 0o600 | kind, node.rdev)
+            else:
+                raise PermissionError(errno.EPERM, "device files can only be restored by root")
+            self._apply_meta(tmp, node)
+            self.stats.others += 1
+        _replace(tmp, dest)
+
+    def _make_dir(self, rel: bytes) -> None:
+        """Create one directory of the plan. What stands in its way (a file, or a symlink — never
+        followed, or the restore could write outside its target) is replaced. The target itself
+        must be a directory or absent."""
+        if not rel:
+            if os.path.lexists(self.target) and not os.path.isdir(self.target):
+                raise UsageError(f"restore target {os.fsdecode(self.target)!r} exists and is not a directory")
+            os.makedirs(self.target, 0o700, exist_ok=True)
+            return
+        dest = os.path.join(self.target, rel)
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            os.mkdir(dest, 0o700)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            return
+        os.unlink(dest)
+        os.mkdir(dest, 0o700)
+
+    # ------------------------------------------------------------------ the run
+
+    async def run(self) -> tuple[RestoreStats, list[dict[str, str]]]:
+        started = time.monotonic()
+        plan = _Plan()
+        root = node_from_json(self.snapshot.root)
+        await self._walk(bytes.fromhex(self.snapshot.tree), b"", plan)
+        if not self._whole and not plan.files and not plan.others and not plan.dirs:
+            raise NotFoundError("nothing in the recovery point matches the given paths/patterns")
+        await asyncio.to_thread(self._make_dirs, plan)
+        by_pack = await asyncio.to_thread(self._plan_files, plan)
+        try:
+            await self._fetch(by_pack)
+        except BaseException:
+            await asyncio.to_thread(self._discard_all, plan)
+            raise
+        await asyncio.to_thread(self._finish, plan, root)
+        if self.verify:
+            await self._verify(plan)
+        self.stats.duration_s = time.monotonic() - started
+        return self.stats, self.errors
+
+    def _error(self, rel: bytes, exc: BaseException) -> None:
+        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning("restore of %r failed: %s", rel, msg)
+        self.errors.append({"path": os.fsdecode(rel), "error": msg})
+
+    def _make_dirs(self, plan: _Plan) -> None:
+        self._make_dir(b"")
+        for rel, _node in plan.dirs:
+            try:
+                self._make_dir(rel)
+                self.stats.dirs += 1
+            except OSError as exc:
+                self._error(rel, exc)
+
+    def _plan_files(
+        self, plan: _Plan
+    ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]:
+        by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]] = {}
+        links: dict[tuple[int, int], _File] = {}
+        for f in plan.files:
+            node = f.node
+            self.stats.files += 1
+            self.stats.bytes_total += node.size
+            if node.links > 1:
+                first = links.get((node.device, node.inode))
+                if first is not None:
+                    f.link_to = first
+                    self.stats.hardlinks += 1
+                    continue
+                links[(node.device, node.inode)] = f
+            try:
+                if os.path.lexists(f.dest) and self._same_content(f.dest, node):
+                    self.stats.files_unchanged += 1
+                    continue
+            except OSError as exc:
+                self._error(f.rel, exc)
+                f.failed = True
+                continue
+            f.write = True
+            self.stats.files_written += 1
+            off = 0
+            for item, length in self._lengths(node.content):
+                if not isinstance(item, int):
+                    loc = self.repo.locate(item)
+                    slot = by_pack.setdefault(loc.pack.id, (loc.pack, defaultdict(list)))
+                    slot[1][loc.entry].append((f, off))
+                    f.remaining += 1
+                off += length
+        return by_pack
+
+    async def _fetch(
+        self, by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]
+    ) -> None:
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(pack: PackInfo, blobs: dict[PackEntry, list[tuple[_File, int]]]) -> None:
+            entries = sorted(blobs, key=lambda e: e.offset)
+            async with sem:
+                self.stats.packs_read += 1
+                for run in _coalesce(entries):
+                    start = run[0].offset
+                    end = run[-1].offset + run[-1].length
+                    data = await self.repo.backend.get(pack.name, offset=start, length=end - start)
+                    self.stats.read_requests += 1
+                    self.stats.bytes_fetched += len(data)
+                    if len(data) != end - start:
+                        raise IntegrityError(pack.name, "pack is shorter than its index says")
+                    written = await asyncio.to_thread(self._write_run, pack, run, start, data, blobs)
+                    self.stats.bytes_written += written
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for pack, blobs in by_pack.values():
+                    tg.create_task(one(pack, blobs))
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+    def _finish(self, plan: _Plan, root: Node) -> None:
+        for f in plan.files:
+            try:
+                self._finish_file(f)
+            except OSError as exc:
+                self._error(f.rel, exc)
+        for rel, node in plan.others:
+            try:
+                self._make_other(rel, node)
+            except OSError as exc:
+                self._error(rel, exc)
+        for rel, dnode in reversed(plan.dirs):
+            assert dnode is not None
+            try:
+                self._apply_meta(os.path.join(self.target, rel), dnode)
+            except OSError as exc:
+                self._error(rel, exc)
+        if self._whole:
+            try:
+                self._apply_meta(self.target, root)
+            except OSError as exc:
+                self._error(b".", exc)
+
+    async def _verify(self, plan: _Plan) -> None:
+        def check(f: _File) -> bool:
+            return self._same_content(f.dest, f.node)
+
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(f: _File) -> None:
+            async with sem:
+                ok = await asyncio.to_thread(check, f)
+            if ok:
+                self.stats.files_verified += 1
+            else:
+                self._error(
+                    f.rel, TiervaultError("verification failed: content differs from the recovery point")
+                )
+
+        failed = {e["path"] for e in self.errors}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for f in plan.files:
+                    if os.fsdecode(f.rel) not in failed:
+                        tg.create_task(one(f))
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+
+def _coalesce(entries: list[PackEntry]) -> list[list[PackEntry]]:
+    runs: list[list[PackEntry]] = []
+    for e in entries:
+        if runs:
+            last = runs[-1]
+            end = last[-1].offset + last[-1].length
+            if e.offset - end <= COALESCE_GAP and e.offset + e.length - last[0].offset <= MAX_RANGE:
+                last.append(e)
+                continue
+        runs.append([e])
+    return runs
+
+
+def _replace(tmp: bytes, dest: bytes) -> None:
+    try:
+        os.rename(tmp, dest)
+    except IsADirectoryError:
+        os.rmdir(dest)  # only an empty directory stands in the way; a full one stays an error
+        os.rename(tmp, dest)
+    except OSError as exc:
+        if exc.errno == errno.ENOTEMPTY:
+            os.unlink(tmp)
+            raise OSError(errno.EEXIST, "a non-empty directory is in the way") from exc
+        raise
+
+
+def _is_zero(fd: int, off: int, length: int) -> bool:
+    end = off + length
+    seek_data = getattr(os, "SEEK_DATA", None)
+    while off < end:
+        if seek_data is not None:
+            try:
+                nxt = os.lseek(fd, off, seek_data)
+            except OSError:
+                return True  # ENXIO: nothing but hole until EOF
+            if nxt >= end:
+                return True
+            off = nxt
+        block = os.pread(fd, min(1 << 20, end - off), off)
+        if not block or block.count(0) != len(block):
+            return False
+        off += len(block)
+    return True

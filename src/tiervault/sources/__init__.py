@@ -1,0 +1,1 @@
+"""What can be protected. Today: a folder tree (``folder``)."""

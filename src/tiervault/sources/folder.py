@@ -1,0 +1,138 @@
+"""Reading a folder tree from the local file system: metadata, xattrs and sparse data extents.
+
+Paths are bytes throughout, so names that are not valid UTF-8 survive unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+
+from tiervault.core.format.tree import Node
+
+_HAS_XATTR = hasattr(os, "listxattr")
+_NO_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM, errno.EACCES}
+SEEK_DATA = getattr(os, "SEEK_DATA", None)
+SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
+
+
+def node_type(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISCHR(mode):
+        return "chardev"
+    if stat.S_ISBLK(mode):
+        return "blockdev"
+    return None  # sockets and the like are not backed up
+
+
+def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
+    if not _HAS_XATTR:
+        return []
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+        out = []
+        for name in sorted(names):
+            try:
+                out.append((os.fsencode(name), os.getxattr(path, name, follow_symlinks=False)))
+            except OSError as exc:
+                if exc.errno not in _NO_XATTR_ERRNOS:
+                    raise
+        return out
+    except OSError as exc:
+        if exc.errno in _NO_XATTR_ERRNOS:
+            return []
+        raise
+
+
+def stat_node(path: bytes, name: bytes, st: os.stat_result) -> Node | None:
+    """Metadata of one entry (no file content). None for types that are not backed up."""
+    ntype = node_type(st.st_mode)
+    if ntype is None:
+        return None
+    node = Node(
+        name=name,
+        type=ntype,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+        device=st.st_dev,
+        links=st.st_nlink,
+        size=st.st_size if ntype == "file" else 0,
+    )
+    if ntype == "symlink":
+        node.target = os.readlink(path)
+    elif ntype in ("chardev", "blockdev"):
+        node.rdev = st.st_rdev
+    node.xattrs = read_xattrs(path)
+    return node
+
+
+def list_dir(path: bytes) -> list[tuple[bytes, os.stat_result | OSError]]:
+    """Entries of a directory with their lstat (or the error lstat gave), sorted by name bytes."""
+    out: list[tuple[bytes, os.stat_result | OSError]] = []
+    with os.scandir(path) as it:
+        for entry in it:
+            try:
+                out.append((entry.name, entry.stat(follow_symlinks=False)))
+            except OSError as exc:  # e.g. vanished between readdir and stat
+                out.append((entry.name, exc))
+    out.sort(key=lambda e: e[0])
+    return out
+
+
+def data_extents(fd: int, size: int, blocks: int) -> Iterator[tuple[int, int]]:
+    """Yield the [start, end) ranges of a file that hold data; holes are skipped.
+
+    Only files that look sparse (fewer allocated blocks than their size) are probed with
+    SEEK_DATA/SEEK_HOLE; everything else is one extent.
+    """
+    if size == 0:
+        return
+    if SEEK_DATA is None or SEEK_HOLE is None or blocks * 512 >= size:
+        yield 0, size
+        return
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole remains
+                return
+            if exc.errno == errno.EINVAL:  # file system without SEEK_DATA
+                yield pos, size
+                return
+            raise
+        if start >= size:
+            return
+        end = min(os.lseek(fd, start, SEEK_HOLE), size)
+        yield start, end
+        pos = end
+
+
+class RangeReader:
+    """A ``readinto`` reader over ``[start, end)`` of an open file descriptor (for one data extent)."""
+
+    __slots__ = ("_end", "_fd", "_pos")
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self._fd, self._pos, self._end = fd, start, end
+
+    def readinto(self, buf: memoryview) -> int:
+        want = min(len(buf), self._end - self._pos)
+        if want <= 0:
+            return 0
+        got = os.preadv(self._fd, [buf[:want]], self._pos)
+        self._pos += got
+        return got

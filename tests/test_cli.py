@@ -1,0 +1,576 @@
+"""The ``tiervault`` command line, run in-process through ``main`` (plus one run of the console script)."""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tiervault
+from tiervault import cli
+from tiervault.cli import ExitCode, exit_code_for, main
+
+PASSWORD = "correct horse"
+FAST_KDF = ("--kdf-log-n", "10")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the repository goes; the environment points there, with the password set."""
+    path = tmp_path / "repo"
+    monkeypatch.setenv("TIERVAULT_REPOSITORY", str(path))
+    monkeypatch.setenv("TIERVAULT_PASSWORD", PASSWORD)
+    for var in ("TIERVAULT_PASSWORD_FILE", "TIERVAULT_NEW_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # never a terminal: no prompt unless a test says so
+    return path
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def go(*argv: str) -> Result:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        assert isinstance(code, int)
+        return Result(code, captured.out, captured.err)
+
+    return go
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "docs" / "deep").mkdir(parents=True)
+    (src / "hello.txt").write_text("hello, world\n")
+    (src / "docs" / "report.txt").write_text("quarterly numbers\n" * 100)
+    (src / "docs" / "deep" / "blob.bin").write_bytes(os.urandom(200_000))
+    (src / "link").symlink_to("hello.txt")
+    return src
+
+
+@pytest.fixture
+def vault(repo: Path, source: Path, run: Run) -> Path:
+    """An initialised repository with ``source`` protected as item ``src``."""
+    assert run("init", *FAST_KDF).code == 0
+    assert run("protect", str(source), "--name", "src").code == 0
+    return repo
+
+
+def snapshot_id(run: Run, *extra: str) -> str:
+    res = run("snapshot", "src", "--json", *extra)
+    assert res.code == 0, res.err
+    point_id: str = res.json()["point"]["id"]
+    return point_id
+
+
+def tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry below ``root``: file contents, symlink targets and directories."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+# ------------------------------------------------------------------------------------ the happy path
+
+
+def test_init_protect_snapshot_points_ls_restore_check(
+    repo: Path, source: Path, run: Run, tmp_path: Path
+) -> None:
+    res = run("init", *FAST_KDF, "--json")
+    assert res.code == 0, res.err
+    info = res.json()
+    assert info["location"] == str(repo)
+    assert len(info["repository_id"]) == 64
+    assert (repo / "config").is_file()
+
+    res = run(
+        "protect", str(source), "--name", "src", "--keep-daily", "7", "--cool-after-days", "30", "--json"
+    )
+    assert res.code == 0, res.err
+    assert res.json()["policy"] == {"keep_daily": 7, "cool_after_days": 30}
+    assert res.json()["source"] == str(source)
+
+    res = run("items", "--json")
+    assert [i["name"] for i in res.json()] == ["src"]
+
+    res = run("snapshot", "src", "--tag", "nightly", "--tag", "manual", "--json")
+    assert res.code == 0, res.err
+    snap = res.json()
+    assert snap["partial"] is False and snap["errors"] == []
+    assert snap["stats"]["files"] == 3
+    assert snap["stats"]["bytes_total"] == 13 + 1800 + 200_000
+    assert snap["point"]["tags"] == ["manual", "nightly"]
+    first = snap["point"]["id"]
+
+    # a second point reuses the unchanged files
+    res = run("snapshot", "src", "--json")
+    assert res.json()["stats"]["files_reused"] == 3
+    second = res.json()["point"]["id"]
+
+    # --json is a global flag: before or after the command
+    for argv in (("--json", "points"), ("points", "--json")):
+        res = run(*argv)
+        assert res.code == 0, res.err
+        assert [p["id"] for p in res.json()] == [first, second]
+    assert [p["id"] for p in run("points", "--tag", "nightly", "--json").json()] == [first]
+    assert run("points", "--item", "other", "--json").json() == []
+
+    res = run("ls", first[:8], "--json")
+    assert res.code == 0, res.err
+    assert sorted(e["path"] for e in res.json()) == ["docs", "hello.txt", "link"]
+    res = run("ls", "latest:src", "-R", "--json")
+    by_path = {e["path"]: e for e in res.json()}
+    assert set(by_path) == {"docs", "docs/deep", "docs/deep/blob.bin", "docs/report.txt", "hello.txt", "link"}
+    assert by_path["docs/deep/blob.bin"]["size"] == 200_000
+    assert by_path["link"]["type"] == "symlink" and by_path["link"]["target"] == "hello.txt"
+    assert [e["path"] for e in run("ls", "latest", "docs/report.txt", "--json").json()] == ["docs/report.txt"]
+
+    target = tmp_path / "restored"
+    res = run("restore", first, "--target", str(target), "--verify", "--json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert out["ok"] is True and out["point"] == first and out["target"] == str(target)
+    assert out["stats"]["files_verified"] == 3
+    assert tree(target) == tree(source)
+
+    # selective restore
+    part = tmp_path / "part"
+    res = run("restore", "latest", "--target", str(part), "--path", "docs", "--exclude", "*.bin", "--json")
+    assert res.code == 0, res.err
+    assert sorted(tree(part)) == ["docs", "docs/deep", "docs/report.txt"]  # the directory, not its file
+
+    res = run("check", "--read-data", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["ok"] is True
+    assert res.json()["snapshots"] == 2
+    assert res.json()["packs_read"] >= 2
+
+
+def test_human_output(vault: Path, run: Run, tmp_path: Path) -> None:
+    point = snapshot_id(run)
+    res = run("points")
+    assert res.code == 0 and point[:8] in res.out and "1 recovery point" in res.out
+    res = run("items")
+    assert "src" in res.out and "keep all" in res.out
+    res = run("ls", "latest", "-R")
+    assert "docs/deep/blob.bin" in res.out and "200,000" in res.out and "link -> hello.txt" in res.out
+    assert "drwx" in res.out
+    res = run("snapshot", "src")
+    assert res.code == 0 and "saved" in res.out and "3 unchanged" in res.out
+    res = run("restore", point[:8], "--target", str(tmp_path / "r"), "--verify")
+    assert res.code == 0 and "3 verified" in res.out
+    res = run("check")
+    assert res.code == 0 and "no errors found" in res.out
+    assert res.err == ""
+
+
+def test_protect_without_policy_options_keeps_the_policy(vault: Path, source: Path, run: Run) -> None:
+    assert run("protect", str(source), "--name", "src", "--keep-last", "3").code == 0
+    res = run("protect", str(source), "--name", "src", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["policy"] == {"keep_last": 3}
+    res = run("protect", str(source), "--name", "src", "--keep-daily", "5", "--json")
+    assert res.json()["policy"] == {"keep_daily": 5}  # given options replace the whole policy
+
+
+# ------------------------------------------------------------------------------------ exit codes
+
+
+def test_exit_code_table() -> None:
+    assert exit_code_for(tiervault.TiervaultError("x")) == 1
+    assert exit_code_for(tiervault.BackendError("x")) == 1
+    assert exit_code_for(tiervault.ObjectNotFoundError("x")) == 1
+    assert exit_code_for(tiervault.UsageError("x")) == 2
+    assert exit_code_for(tiervault.NotFoundError("x")) == 2
+    assert exit_code_for(tiervault.RepositoryNotFoundError("x")) == 10
+    assert exit_code_for(tiervault.WrongPasswordError("x")) == 11
+    assert exit_code_for(tiervault.IntegrityError("data/x", "bad")) == 12
+    assert exit_code_for(tiervault.UnsupportedFormatError("x")) == 13
+    assert exit_code_for(KeyboardInterrupt()) == 130
+    assert exit_code_for(ValueError("x")) == 1
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 10, 11, 12, 13, 130]
+
+
+def one_error_line(res: Result) -> str:
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1, res.err
+    assert lines[0].startswith("tiervault: error: ")
+    assert "Traceback" not in res.err
+    return lines[0]
+
+
+def test_wrong_password(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "not the password")
+    res = run("points")
+    assert res.code == 11
+    assert "wrong password" in one_error_line(res)
+    assert res.out == ""
+
+
+def test_missing_repository(repo: Path, run: Run, tmp_path: Path) -> None:
+    res = run("points")
+    assert res.code == 10
+    assert str(repo) in one_error_line(res)
+    assert not repo.exists()  # looking did not create it
+    res = run("-r", str(tmp_path / "elsewhere"), "items")
+    assert res.code == 10
+
+
+def test_no_repository_given(repo: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIERVAULT_REPOSITORY")
+    res = run("points")
+    assert res.code == 2
+    assert "TIERVAULT_REPOSITORY" in one_error_line(res)
+
+
+def test_repo_option_overrides_environment(vault: Path, run: Run, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert run("init", "-r", str(other), *FAST_KDF).code == 0
+    assert (other / "config").is_file()
+    assert run("points", "--repo", str(other), "--json").json() == []
+    assert run("-r", str(other), "items", "--json").json() == []
+    assert [i["name"] for i in run("items", "--json").json()] == ["src"]
+
+
+def test_unsupported_format(repo: Path, run: Run) -> None:
+    repo.mkdir()
+    (repo / "config").write_bytes(b"this is not a tiervault config")
+    res = run("items")
+    assert res.code == 13
+    one_error_line(res)
+
+
+def test_init_over_existing_repository(vault: Path, run: Run) -> None:
+    res = run("init", *FAST_KDF)
+    assert res.code == 1
+    assert "already exists" in one_error_line(res)
+
+
+def flip_byte(path: Path) -> None:
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_check_finds_a_corrupted_data_pack(vault: Path, run: Run) -> None:
+    snapshot_id(run)
+    packs = [p for p in (vault / "data").rglob("*") if p.is_file()]
+    assert packs
+    flip_byte(packs[0])
+    # without --read-data, data packs are not read
+    res = run("check", "--json")
+    assert res.code == 0, res.err
+    res = run("check", "--read-data", "--json")
+    assert res.code == 12
+    out = res.json()
+    assert out["ok"] is False
+    assert any(packs[0].name in e["object"] for e in out["errors"])
+    res = run("check", "--read-data")
+    assert res.code == 12 and "1 error" in res.out
+
+
+def test_corrupted_snapshot_is_an_integrity_error(vault: Path, run: Run) -> None:
+    snapshot_id(run)
+    [snap] = (vault / "snapshots").iterdir()
+    flip_byte(snap)
+    res = run("points")
+    assert res.code == 12
+    assert snap.name in one_error_line(res)
+    assert run("check").code == 12
+
+
+def test_partial_snapshot(vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    unreadable = os.fsencode(source / "docs" / "report.txt")
+    real_open = os.open
+
+    def fake_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fsencode(path) == unreadable:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("tiervault.archiver.os.open", fake_open)
+    res = run("snapshot", "src", "--json")
+    assert res.code == 3
+    out = res.json()  # the result is still printed
+    assert out["partial"] is True
+    assert out["errors"] == [{"path": "docs/report.txt", "error": "Permission denied"}]
+    assert out["point"]["partial"] is True
+    assert "tiervault: warning: skipped" in res.err  # the archiver's warning, concisely
+    assert "Traceback" not in res.err
+    # the point exists, without the unreadable file
+    [point] = run("points", "--json").json()
+    assert point["id"] == out["point"]["id"] and point["partial"] is True
+    paths = {e["path"] for e in run("ls", "latest", "-R", "--json").json()}
+    assert "docs/report.txt" not in paths and "hello.txt" in paths
+
+    res = run("snapshot", "src")
+    assert res.code == 3
+    assert "PARTIAL" in res.out and "docs/report.txt" in res.out
+
+
+def test_partial_restore(vault: Path, run: Run, tmp_path: Path) -> None:
+    snapshot_id(run)
+    target = tmp_path / "target"
+    (target / "hello.txt" / "in-the-way").mkdir(parents=True)  # a non-empty directory where a file goes
+    res = run("restore", "latest", "--target", str(target), "--json")
+    assert res.code == 3
+    out = res.json()
+    assert out["ok"] is False
+    assert [e["path"] for e in out["errors"]] == ["hello.txt"]
+    assert (target / "docs" / "report.txt").is_file()
+
+
+def test_usage_errors(vault: Path, run: Run, tmp_path: Path) -> None:
+    res = run("protect", str(tmp_path / "missing"), "--name", "m")
+    assert res.code == 2
+    assert "does not exist" in one_error_line(res)
+    assert run("snapshot", "no-such-item").code == 2
+    assert run("ls", "ffffffff").code == 2
+    assert run("ls", "latest").code == 2  # no points yet
+    snapshot_id(run)
+    assert run("ls", "latest", "no/such/path").code == 2
+    assert run("restore", "latest", "--target", str(tmp_path / "t"), "--path", "nope").code == 2
+    assert run("protect", str(tmp_path), "--name", "x", "--keep-daily", "-1").code == 2
+    assert run("protect", str(tmp_path), "--name", "x", "--schedule", "daily").code == 2
+    # argparse errors: one line, status 2
+    for argv in (
+        [],
+        ["frobnicate"],
+        ["snapshot"],
+        ["restore", "latest"],
+        ["points", "--bogus"],
+        ["init", "--kdf-log-n", "5"],
+        ["protect", ".", "--name", "x", "--keep-daily", "many"],
+    ):
+        res = run(*argv)
+        assert res.code == 2, argv
+        one_error_line(res)
+    res = run("--help")
+    assert res.code == 0 and "snapshot" in res.out
+    res = run("init", "--help")
+    assert res.code == 0 and "kdf" not in res.out  # hidden option
+    res = run("--version")
+    assert res.code == 0 and tiervault.__version__ in res.out
+
+
+def test_keyboard_interrupt(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def interrupted(self: tiervault.Vault) -> list[tiervault.Item]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiervault.Vault, "items", interrupted)
+    res = run("items")
+    assert res.code == 130
+    assert "interrupted" in one_error_line(res)
+
+
+def test_unexpected_error_and_debug(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(self: tiervault.Vault) -> list[tiervault.Item]:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(tiervault.Vault, "items", broken)
+    res = run("items")
+    assert res.code == 1
+    assert "ZeroDivisionError: boom" in one_error_line(res)
+    res = run("items", "--debug")
+    assert res.code == 1
+    assert "Traceback" in res.err and res.err.rstrip().splitlines()[-1].startswith("tiervault: error:")
+
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "wrong")
+    res = run("--debug", "points")
+    assert res.code == 11 and "WrongPasswordError" in res.err
+
+
+# ------------------------------------------------------------------------------------ passwords and keys
+
+
+def test_password_file_and_environment(
+    repo: Path, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pwfile = tmp_path / "pw"
+    pwfile.write_bytes(b"from a file\n")
+    monkeypatch.delenv("TIERVAULT_PASSWORD")
+    assert run("init", *FAST_KDF, "--password-file", str(pwfile)).code == 0
+    # exactly one trailing newline is stripped
+    assert run("points", "--password-file", str(pwfile)).code == 0
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "from a file")
+    assert run("points").code == 0
+    monkeypatch.delenv("TIERVAULT_PASSWORD")
+    monkeypatch.setenv("TIERVAULT_PASSWORD_FILE", str(pwfile))
+    assert run("points").code == 0
+    pwfile.write_bytes(b"from a file\n\n")
+    assert run("points").code == 11
+    res = run("points", "--password-file", str(tmp_path / "missing"))
+    assert res.code == 2 and "password file" in one_error_line(res)
+
+
+def test_no_password_without_a_terminal(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIERVAULT_PASSWORD")
+    res = run("points")
+    assert res.code == 2
+    assert "TIERVAULT_PASSWORD" in one_error_line(res)
+
+
+@pytest.fixture
+def prompts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Answers for getpass, as if stdin were a terminal; the test appends them."""
+    answers: list[str] = []
+    asked: list[str] = []
+
+    def fake_getpass(prompt: str = "Password: ", stream: Any = None) -> str:
+        asked.append(prompt)
+        return answers.pop(0)
+
+    monkeypatch.delenv("TIERVAULT_PASSWORD", raising=False)
+    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    yield answers
+    assert not answers, "not every prepared answer was asked for"
+
+
+def test_prompt_asks_twice_on_init(repo: Path, run: Run, prompts: list[str]) -> None:
+    prompts += ["secret", "secrte"]
+    res = run("init", *FAST_KDF)
+    assert res.code == 2 and "do not match" in one_error_line(res)
+    assert not repo.exists()
+    prompts += ["secret", "secret"]
+    assert run("init", *FAST_KDF).code == 0
+    prompts += ["secret"]  # opening asks once
+    assert run("points", "--json").json() == []
+    prompts += ["wrong"]
+    assert run("points").code == 11
+
+
+def test_key_add_list_remove_passwd(
+    vault: Path, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = run("key", "list", "--json").json()
+    assert len(keys) == 1 and keys[0]["current"] is True
+    original = keys[0]["id"]
+
+    monkeypatch.setenv("TIERVAULT_NEW_PASSWORD", "second password")
+    res = run("key", "add", *FAST_KDF, "--json")
+    assert res.code == 0, res.err
+    added = res.json()["id"]
+    assert {k["id"] for k in run("key", "list", "--json").json()} == {original, added}
+    assert "*" in run("key", "list").out
+
+    # the new password opens the repository too, with its own key current
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "second password")
+    assert [k["id"] for k in run("key", "list", "--json").json() if k["current"]] == [added]
+    # the key in use cannot be removed
+    res = run("key", "remove", added[:12])
+    assert res.code == 2
+    one_error_line(res)
+    assert run("key", "remove", "zzzz").code == 2
+    res = run("key", "remove", original[:12], "--json")
+    assert res.code == 0, res.err
+    assert res.json() == {"removed": [original]}
+    monkeypatch.setenv("TIERVAULT_PASSWORD", PASSWORD)
+    assert run("points").code == 11
+
+    # passwd replaces the key in use
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "second password")
+    newpw = tmp_path / "newpw"
+    newpw.write_text("third password\n")
+    monkeypatch.delenv("TIERVAULT_NEW_PASSWORD")
+    res = run("key", "passwd", *FAST_KDF, "--new-password-file", str(newpw), "--json")
+    assert res.code == 0, res.err
+    third = res.json()["id"]
+    assert run("points").code == 11
+    monkeypatch.setenv("TIERVAULT_PASSWORD", "third password")
+    assert [k["id"] for k in run("key", "list", "--json").json()] == [third]
+    assert run("points", "--json").json() == []
+
+
+def test_new_password_prompt(
+    vault: Path, run: Run, prompts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts += [PASSWORD, "new one", "new one"]
+    assert run("key", "add", *FAST_KDF).code == 0
+    prompts += [PASSWORD, "new one", "typo"]
+    assert run("key", "passwd", *FAST_KDF).code == 2
+    prompts += ["new one"]
+    assert len(run("key", "list", "--json").json()) == 2
+
+
+# ------------------------------------------------------------------------------------ progress
+
+
+def test_progress_only_on_a_terminal(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "PROGRESS_INTERVAL", 0.01)
+    res = run("snapshot", "src", "--json")
+    assert res.code == 0 and res.err == ""
+    monkeypatch.setattr(cli, "_stderr_is_tty", lambda: True)
+    res = run("snapshot", "src", "--force-rehash")
+    assert res.code == 0, res.err
+    assert "files" in res.err and "snapshot src" in res.err  # the live display, drawn on stderr
+    assert "saved" in res.out
+    res = run("snapshot", "src", "--json")  # --json: never a progress display
+    assert res.code == 0 and res.err == ""
+    json.loads(res.out)
+
+
+# ------------------------------------------------------------------------------------ the console script
+
+
+def test_console_script(tmp_path: Path, source: Path) -> None:
+    exe = shutil.which("tiervault", path=os.path.dirname(sys.executable))
+    command = [exe] if exe else [sys.executable, "-m", "tiervault.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERVAULT_")}
+    env["TIERVAULT_REPOSITORY"] = str(tmp_path / "repo")
+
+    def tv(*argv: str, password: bool = True) -> subprocess.CompletedProcess[str]:
+        e = dict(env, TIERVAULT_PASSWORD=PASSWORD) if password else env
+        return subprocess.run(
+            [*command, *argv],
+            env=e,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert tv("init", *FAST_KDF).returncode == 0
+    assert tv("protect", str(source), "--name", "src").returncode == 0
+    done = tv("--json", "snapshot", "src")
+    assert done.returncode == 0, done.stderr
+    point = json.loads(done.stdout)["point"]["id"]
+    assert [p["id"] for p in json.loads(tv("points", "--json").stdout)] == [point]
+    failed = tv("points", password=False)
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("tiervault: error: ") and "Traceback" not in failed.stderr
+    assert tv("-r", str(tmp_path / "nothing"), "points").returncode == 10
