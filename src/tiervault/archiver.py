@@ -2,12 +2,15 @@
 
 Threads and bounds (docs/architecture.md, "Snapshot pipeline"):
 
-* one walker thread lists directories in depth-first order and submits each regular file to a pool of
-  ``workers`` threads (one per core); at most ``queue_limit`` files wait in the pool;
-* each worker reads its file in bounded blocks (FastCDC streaming), hashes every chunk with the keyed
-  BLAKE3, and adds the chunks the index does not know yet to its own open pack (compress + seal);
-* a full pack is handed to the event loop for upload; at most ``max_inflight`` packs are in flight, so
-  memory stays within about (workers + max_inflight + 1) x pack size whatever the data size;
+* one walker thread lists directories in depth-first order and hands regular files to a reader pool
+  of ``workers`` threads (one per core): small files in batches, large ones alone; at most
+  ``8 x workers`` tasks wait;
+* a reader reads its file in bounded blocks (FastCDC streaming), hashes every chunk with the keyed
+  BLAKE3, claims the chunks neither the index nor this session has, and passes them in groups of a
+  few MiB to a saver pool (``workers`` threads) under a shared byte budget;
+* a saver compresses and seals each chunk into its own open pack; a full pack is handed to the event
+  loop for upload, at most ``max_inflight`` at a time, so memory stays bounded whatever the data size
+  (docs/architecture.md, "Bounds");
 * directories are finalized in post-order as soon as all their files are done: the tree is serialized,
   hashed and added to a metadata pack;
 * the caller writes the index, then the snapshot object — last, so a crash leaves no dangling point.
@@ -39,6 +42,12 @@ from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_n
 log = logging.getLogger("tiervault.archiver")
 
 SMALL_FILE = 1 << 20
+#: small files travel to the reader pool in batches: per-job overhead is paid per batch, not per file
+BATCH_FILE_MAX = 256 * 1024
+BATCH_FILES = 64
+BATCH_BYTES = 8 << 20
+#: new chunks travel to the saver pool in groups of about this many bytes
+SAVE_GROUP = 4 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
@@ -193,16 +202,44 @@ class _Budget:
             self._cond.notify_all()
 
 
+_FileResult = tuple[list[ContentItem], int] | BaseException
+
+
+@dataclass(slots=True)
+class _Group:
+    """New chunks on their way from one reader task to the saver pool."""
+
+    chunks: list[tuple[bytes, bytes | memoryview]] = field(default_factory=list)
+    nbytes: int = 0
+
+    def add(self, cid: bytes, data: bytes | memoryview) -> int:
+        self.chunks.append((cid, data))
+        self.nbytes += len(data)
+        return self.nbytes
+
+
+@dataclass(slots=True)
+class _Job:
+    """Files read by one reader-pool task: one large file, or a batch of small ones."""
+
+    files: list[tuple[bytes, Node]] = field(default_factory=list)
+    nbytes: int = 0
+    future: cf.Future[list[_FileResult]] | None = None
+
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+
 @dataclass(slots=True)
 class _PendingDir:
     path: bytes
     nodes: list[Node] = field(default_factory=list)
-    jobs: list[tuple[Node, cf.Future[tuple[list[ContentItem], int]]]] = field(default_factory=list)
+    jobs: list[tuple[Node, _Job, int]] = field(default_factory=list)
     subdirs: list[tuple[Node, _PendingDir]] = field(default_factory=list)
     tree_id: bytes | None = None
 
     def ready(self) -> bool:
-        return all(f.done() for _, f in self.jobs)
+        return all(job.done() for _, job, _ in self.jobs)
 
 
 @dataclass(slots=True)
@@ -242,6 +279,7 @@ class FolderArchiver:
         self._queue_slots = threading.Semaphore(self.workers * 8)
         self._ready: collections.deque[_PendingDir] = collections.deque()
         self._claims: set[bytes] = set()
+        self._batch = _Job()
         self._budget = _Budget(max(64 << 20, 4 * repo.chunker_params.max_size))
         self._meta = _Sink(repo, self._uploads, PackKind.META, self.stats, self._stats_lock, self._claims)
 
@@ -272,38 +310,52 @@ class FolderArchiver:
             self._local.sink = sink
         return sink
 
-    def _save(self, cid: bytes, data: bytes | memoryview) -> None:
-        """Hand a new chunk to the saver pool (compress, seal, pack, upload), within the byte budget."""
-        if not self.repo.index.claim(cid, self._claims):
+    def _submit_saves(self, group: _Group) -> None:
+        """Hand new chunks to the saver pool (compress, seal, pack, upload), within the byte budget."""
+        if not group.chunks:
             return
+        chunks, size = group.chunks, group.nbytes
+        group.chunks, group.nbytes = [], 0
         self._uploads.check()
-        self._budget.acquire(len(data))
+        self._budget.acquire(size)
         try:
-            self._savers.submit(self._save_job, cid, data)
+            self._savers.submit(self._save_job, chunks, size)
         except BaseException:
-            self._budget.release(len(data))
+            self._budget.release(size)
             raise
 
-    def _save_job(self, cid: bytes, data: bytes | memoryview) -> None:
+    def _save_job(self, chunks: list[tuple[bytes, bytes | memoryview]], size: int) -> None:
         try:
-            if self._uploads.error is None:
-                self._sink().store(cid, data)
+            sink = self._sink()
+            for cid, data in chunks:
+                if self._uploads.error is not None:
+                    break
+                sink.store(cid, data)
         except BaseException as exc:
             with self._stats_lock:
                 if self._uploads.error is None:
                     self._uploads.error = exc
         finally:
-            self._budget.release(len(data))
+            self._budget.release(size)
 
     # ---------------------------------------------------------------- file content (worker threads)
 
-    def _read_file(self, path: bytes, node: Node) -> tuple[list[ContentItem], int]:
+    def _read_job(self, job: _Job) -> list[_FileResult]:
+        """A reader-pool task. Per-file read errors become results; store failures propagate."""
+        group = _Group()
+        results: list[_FileResult] = []
         try:
-            return self._chunk_file(path, node)
+            for path, node in job.files:
+                try:
+                    results.append(self._chunk_file(path, node, group))
+                except (OSError, _FileError) as exc:
+                    results.append(exc)
+            self._submit_saves(group)
+            return results
         finally:
             self._queue_slots.release()
 
-    def _chunk_file(self, path: bytes, node: Node) -> tuple[list[ContentItem], int]:
+    def _chunk_file(self, path: bytes, node: Node, group: _Group) -> tuple[list[ContentItem], int]:
         chunker = self._chunker()
         key = self.repo.keys.chunk_id
         try:
@@ -324,14 +376,21 @@ class FolderArchiver:
                 # small extents: one read, and the chunks are views of that immutable buffer;
                 # streamed extents: a chunk's view is reused by the next one, so it is copied
                 small = end - start <= SMALL_FILE
-                if small:
-                    pieces: Any = chunker.cut(os.pread(fd, end - start, start))
+                if end - start <= self.repo.chunker_params.min_size:
+                    pieces: Any = (os.pread(fd, end - start, start),)  # one chunk: no need to cut
+                elif small:
+                    pieces = chunker.cut(os.pread(fd, end - start, start))
                 else:
                     pieces = chunker.chunks(RangeReader(fd, start, end))
                 for piece in pieces:
                     cid = chunk_id(key, piece)
-                    if cid not in self._claims and cid not in self.repo.index:
-                        self._save(cid, piece if small else bytes(piece))
+                    if (
+                        cid not in self._claims
+                        and cid not in self.repo.index
+                        and self.repo.index.claim(cid, self._claims)
+                        and group.add(cid, piece if small else bytes(piece)) >= SAVE_GROUP
+                    ):
+                        self._submit_saves(group)
                     content.append(cid)
                     pos += len(piece)
                     self.progress.add(0, len(piece))
@@ -386,11 +445,17 @@ class FolderArchiver:
                     self.stats.bytes_reused += node.size
                     self.progress.add(1, node.size)
                     pending.nodes.append(node)
+                elif node.size <= BATCH_FILE_MAX:
+                    batch = self._batch
+                    pending.jobs.append((node, batch, len(batch.files)))
+                    batch.files.append((child, node))
+                    batch.nbytes += node.size
+                    if len(batch.files) >= BATCH_FILES or batch.nbytes >= BATCH_BYTES:
+                        self._submit_batch()
                 else:
-                    self._queue_slots.acquire()
-                    self._uploads.check()
-                    fut = self._pool.submit(self._read_file, child, node)
-                    pending.jobs.append((node, fut))
+                    job = _Job([(child, node)], node.size)
+                    self._submit(job)
+                    pending.jobs.append((node, job, 0))
             else:
                 self.stats.others += 1
                 pending.nodes.append(node)
@@ -410,18 +475,31 @@ class FolderArchiver:
             return False
         return all(isinstance(c, int) or c in self.repo.index for c in old.content)
 
+    def _submit(self, job: _Job) -> None:
+        self._queue_slots.acquire()
+        self._uploads.check()
+        job.future = self._pool.submit(self._read_job, job)
+
+    def _submit_batch(self) -> None:
+        if self._batch.files:
+            self._submit(self._batch)
+            self._batch = _Job()
+
     def _drain(self, *, block: bool) -> None:
         while self._ready and (block or self._ready[0].ready()):
             self._finalize(self._ready.popleft())
 
     def _finalize(self, pending: _PendingDir) -> None:
         nodes = pending.nodes
-        for node, fut in pending.jobs:
-            try:
-                node.content, node.size = fut.result()
-            except (OSError, _FileError) as exc:
-                self._error(os.path.join(pending.path, node.name), exc)
+        for node, job, i in pending.jobs:
+            if job.future is None:
+                self._submit_batch()  # the open batch holds files of this directory: send it now
+            assert job.future is not None
+            result = job.future.result()[i]
+            if isinstance(result, BaseException):
+                self._error(os.path.join(pending.path, node.name), result)
                 continue
+            node.content, node.size = result
             with self._stats_lock:
                 self.stats.files_read += 1
                 self.stats.bytes_read += node.size

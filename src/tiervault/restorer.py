@@ -5,15 +5,15 @@ The algorithm (docs/architecture.md, "Restore"), in the spirit of restic's ``int
 1. **Plan.** Walk the point's trees from the root, keeping what ``paths`` / ``include`` / ``exclude``
    select (and the directories above it). A file already present in the target with the same content
    (every chunk re-hashed and compared) is not written again; a hard-link group is written once and
-   linked. Every other file gets a temporary sibling, truncated to its final size so that holes stay
-   holes, and each of its chunks is filed under the pack that holds it.
+   linked. Each chunk of every other file is filed under the pack that holds it.
 2. **Fetch by pack.** Packs are processed concurrently (bounded). For each pack the needed blobs are
    read with as few ranged requests as possible (neighbouring blobs are coalesced), each blob is
    authenticated, decompressed and checked against its keyed id once, then written at every offset
-   that uses it. Memory holds at most a few coalesced ranges, whatever the data size.
-3. **Finish.** Each file gets its owner (when running as root), mode, xattrs and mtime, then replaces
-   its destination with an atomic rename; links, symlinks and special files likewise; directory
-   metadata is applied last, deepest first.
+   that uses it. The first write to a file creates a temporary sibling, truncated to the final size
+   so that holes stay holes; the last write gives it its owner (as root), mode, xattrs and mtime and
+   renames it over the destination. Memory holds at most a few coalesced ranges.
+3. **Finish.** Files without data, hard links, symlinks and special files; directory metadata last,
+   deepest first.
 4. **Verify** (optional): every restored file is read back and its chunks re-hashed.
 """
 

@@ -103,8 +103,8 @@ def test_salts_and_nonces_differ_between_slots() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    log_n=st.integers(10, 22),
-    r=st.integers(1, 32),
+    log_n=st.integers(10, 16),
+    r=st.integers(1, 16),
     p=st.integers(1, 16),
     salt=st.binary(min_size=16, max_size=64),
     nonce=st.binary(min_size=12, max_size=12),
@@ -177,3 +177,13 @@ def test_config_of_another_version_decodes_for_the_caller_to_refuse() -> None:
 def test_decode_config_rejects_non_tiervault(data: bytes) -> None:
     with pytest.raises(FormatError):
         decode_config(data)
+
+
+def test_key_slot_with_hostile_scrypt_cost_is_a_format_error() -> None:
+    """A slot asking for 2 GiB of scrypt memory is refused before any derivation."""
+    slot = (
+        b'{"v":1,"kdf":"scrypt","log_n":20,"r":16,"p":1,"salt":"","nonce":"","data":"",'
+        b'"created":"","host":"","user":""}'
+    )
+    with pytest.raises(FormatError):
+        KeySlot.from_bytes(slot)

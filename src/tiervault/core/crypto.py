@@ -113,9 +113,14 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
+    def __post_init__(self) -> None:
+        # bounded so that a hostile key slot cannot make open() allocate more than 1 GiB or spin
+        if not (10 <= self.log_n <= 20 and 1 <= self.r <= 16 and 1 <= self.p <= 16):
+            raise ValueError("scrypt parameters out of range (log_n 10..20, r 1..16, p 1..16)")
+        if 128 * self.r * 2**self.log_n > 1 << 30:
+            raise ValueError("scrypt parameters need more than 1 GiB of memory")
+
     def derive(self, password: bytes, salt: bytes) -> bytes:
-        if not 10 <= self.log_n <= 22 or not 1 <= self.r <= 32 or not 1 <= self.p <= 16:
-            raise ValueError("scrypt parameters out of range")
         return Scrypt(salt=salt, length=KEY_SIZE, n=2**self.log_n, r=self.r, p=self.p).derive(password)
 
 
