@@ -125,15 +125,23 @@ async def run(work: Path, size_mb: int) -> int:
     total = first.stats.bytes_total + second.stats.bytes_total
     s1, s2 = first.stats, second.stats
     print()
-    print(f"snapshot 1  {first.point.short_id}  {s1.files:,} files  {mb(s1.bytes_total)}  in {t1:.2f} s "
-          f"= {s1.bytes_total / t1 / 1e6:,.0f} MB/s")
-    print(f"snapshot 2  {second.point.short_id}  {touched} files changed; read {mb(s2.bytes_read)}, "
-          f"new {mb(s2.bytes_new)}  in {t2:.2f} s")
+    print(
+        f"snapshot 1  {first.point.short_id}  {s1.files:,} files  {mb(s1.bytes_total)}  in {t1:.2f} s "
+        f"= {s1.bytes_total / t1 / 1e6:,.0f} MB/s"
+    )
+    print(
+        f"snapshot 2  {second.point.short_id}  {touched} files changed; read {mb(s2.bytes_read)}, "
+        f"new {mb(s2.bytes_new)}  in {t2:.2f} s"
+    )
     for i, (res, secs) in enumerate(zip((first, second), restore_secs, strict=True)):
-        print(f"restore {i + 1}   {res.point.short_id}  {mb(res.stats.bytes_total)} in {secs:.2f} s "
-              f"= {res.stats.bytes_total / secs / 1e6:,.0f} MB/s, verified byte for byte")
-    print(f"repository  {mb(stored)} stored for {mb(total)} across both points "
-          f"(dedup+compression ratio {total / stored:.2f}x); check --read-data: ok")
+        print(
+            f"restore {i + 1}   {res.point.short_id}  {mb(res.stats.bytes_total)} in {secs:.2f} s "
+            f"= {res.stats.bytes_total / secs / 1e6:,.0f} MB/s, verified byte for byte"
+        )
+    print(
+        f"repository  {mb(stored)} stored for {mb(total)} across both points "
+        f"(dedup+compression ratio {total / stored:.2f}x); check --read-data: ok"
+    )
     return 0
 
 

@@ -29,8 +29,10 @@ async def main(work: Path) -> None:
             policy=tiervault.Policy(keep_daily=7, keep_weekly=4, keep_monthly=12, cool_after_days=30),
         )
         result = await vault.snapshot("app-data", tags=["nightly"])
-        print(f"recovery point {result.point.short_id}: {result.stats.files} files, "
-              f"{result.stats.bytes_new} new bytes, partial={result.partial}")
+        print(
+            f"recovery point {result.point.short_id}: {result.stats.files} files, "
+            f"{result.stats.bytes_new} new bytes, partial={result.partial}"
+        )
 
     # a later run of the service: open the repository, browse, restore one folder
     async with tiervault.open(work / "repo", password=password) as vault:

@@ -233,6 +233,9 @@ class _Job:
 @dataclass(slots=True)
 class _PendingDir:
     path: bytes
+    #: the same directory in the parent point, to reuse its tree when nothing changed
+    parent_tree: bytes | None = None
+    parent_nodes: list[Node] | None = None
     nodes: list[Node] = field(default_factory=list)
     jobs: list[tuple[Node, _Job, int]] = field(default_factory=list)
     subdirs: list[tuple[Node, _PendingDir]] = field(default_factory=list)
@@ -407,7 +410,7 @@ class FolderArchiver:
     # ---------------------------------------------------------------- walking (walker thread)
 
     def _walk(self, path: bytes, parent_tree: bytes | None) -> _PendingDir:
-        pending = _PendingDir(path)
+        pending = _PendingDir(path, parent_tree)
         try:
             entries = list_dir(path)
         except OSError as exc:
@@ -416,7 +419,11 @@ class FolderArchiver:
         parent: dict[bytes, Node] = {}
         if parent_tree is not None:
             try:
-                parent = {n.name: n for n in self._call(lambda: self.repo.load_tree(parent_tree))}
+                nodes = self.repo.cached_tree(parent_tree)
+                if nodes is None:
+                    nodes = self._call(lambda: self.repo.load_tree(parent_tree))
+                pending.parent_nodes = nodes
+                parent = {n.name: n for n in nodes}
             except TiervaultError as exc:
                 log.warning("parent tree unreadable, reading everything below %r: %s", path, exc)
         for name, st in entries:
@@ -424,13 +431,17 @@ class FolderArchiver:
             try:
                 if isinstance(st, OSError):
                     raise st
-                node = stat_node(child, name, st)
+                old = parent.get(name)
+                # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
+                same = old is not None and old.ctime_ns == st.st_ctime_ns and old.inode == st.st_ino
+                node = stat_node(child, name, st, xattrs=not same)
+                if same and node is not None and old is not None:
+                    node.xattrs = old.xattrs
             except OSError as exc:
                 self._error(child, exc)  # vanished or unreadable: recorded, the rest goes on
                 continue
             if node is None:
                 continue
-            old = parent.get(name)
             if node.type == "dir":
                 self.stats.dirs += 1
                 sub = self._walk(child, old.subtree if old is not None and old.type == "dir" else None)
@@ -509,10 +520,15 @@ class FolderArchiver:
             assert sub.tree_id is not None, "post-order: children are finalized first"
             node.subtree = sub.tree_id
             nodes.append(node)
-        data = encode_tree(nodes)
-        tid = chunk_id(self.repo.tree_key, data)
-        self._meta.add(tid, data)
-        pending.tree_id = tid
+        nodes.sort(key=lambda n: n.name)
+        if pending.parent_nodes is not None and nodes == pending.parent_nodes:
+            pending.tree_id = pending.parent_tree  # unchanged directory: its tree is already stored
+        else:
+            data = encode_tree(nodes)
+            tid = chunk_id(self.repo.tree_key, data)
+            self._meta.add(tid, data)
+            pending.tree_id = tid
+        pending.parent_nodes = None
         pending.nodes, pending.jobs, pending.subdirs = [], [], []
 
     def run(self) -> ArchiveOutcome:

@@ -103,3 +103,31 @@ async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path
 
     # v1 and v3 share a.bin's content: the third point added no data for it
     assert points[2].stats["bytes_new"] < 64 * KiB + 1, points[2].stats
+
+
+async def test_unchanged_tree_is_reused_and_an_xattr_change_is_seen(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """A no-change snapshot reuses every tree of its parent (same root tree, nothing stored), and a
+    change that only moves ctime (an xattr) is still picked up although the file's data is reused."""
+    src = tmp_path / "src"
+    build_tree(src, {"a/b/c.txt": File(b"c" * 100), "a/d.txt": File(b"d"), "e.txt": File(b"e")})
+    await vault.protect(src, name="src")
+    first = await vault.snapshot("src")
+    second = await vault.snapshot("src")
+    stats = second.stats
+    assert (stats.files_reused, stats.bytes_read, stats.chunks_new, stats.packs_new) == (3, 0, 0, 0)
+    assert (await vault._repo.load_snapshot(second.point.id)).tree == (
+        await vault._repo.load_snapshot(first.point.id)
+    ).tree
+    try:
+        os.setxattr(src / "a/b/c.txt", "user.tag", b"v1")
+    except OSError:
+        return  # no user xattrs on this file system: nothing more to check
+    third = await vault.snapshot("src")
+    # ctime moved: the file is read again (its data dedups), the other two are reused
+    assert (third.stats.files_reused, third.stats.files_read) == (2, 1)
+    out = tmp_path / "out"
+    await vault.restore(third.point, out)
+    assert os.getxattr(out / "a/b/c.txt", "user.tag") == b"v1"
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(out))

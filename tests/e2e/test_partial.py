@@ -101,8 +101,8 @@ async def test_file_vanishing_between_listing_and_reading(
     await vault.protect(src, name="src")
     vanished = []
 
-    def stat_then_delete(path, name, st):  # type: ignore[no-untyped-def]
-        node = stat_node(path, name, st)
+    def stat_then_delete(path, name, st, **kwargs):  # type: ignore[no-untyped-def]
+        node = stat_node(path, name, st, **kwargs)
         if name == b"bad.bin":
             os.unlink(path)  # listed and stat-ed, gone before a worker opens it
             vanished.append(path)

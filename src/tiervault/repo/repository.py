@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -59,6 +60,8 @@ from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, utc_iso
 log = logging.getLogger("tiervault.repo")
 
 DEFAULT_PACK_SIZE = 16 << 20
+#: metadata packs kept in memory while trees are walked
+META_CACHE_BYTES = 64 << 20
 _T = TypeVar("_T")
 
 
@@ -105,7 +108,11 @@ class Repository:
         self._pending_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._trees: OrderedDict[bytes, list[Node]] = OrderedDict()
-        self._tree_cache_size = 256
+        self._tree_cache_size = 1024
+        self._meta_packs: OrderedDict[str, bytes] = OrderedDict()
+        self._meta_bytes = 0
+        self._cache_lock = threading.Lock()
+        self._ciphers: OrderedDict[bytes, UnitCipher] = OrderedDict()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -341,11 +348,22 @@ class Repository:
                     self._pending[:0] = records
                 raise
 
+    def _cipher(self, salt: bytes) -> UnitCipher:
+        """The unit cipher of a pack, cached: deriving it costs more than opening a small blob."""
+        cipher = self._ciphers.get(salt)
+        if cipher is None:
+            cipher = UnitCipher(self.keys.encryption, salt)
+            with self._cache_lock:
+                self._ciphers[salt] = cipher
+                if len(self._ciphers) > 256:
+                    self._ciphers.popitem(last=False)
+        return cipher
+
     def open_pack_blob(self, pack: PackInfo, entry: PackEntry, sealed: bytes | memoryview) -> bytes:
         """Authenticate, decompress and check the keyed id of one blob (thread-safe, CPU-bound)."""
         name = pack.name
         try:
-            plain = open_blob(UnitCipher(self.keys.encryption, pack.salt), entry, sealed)
+            plain = open_blob(self._cipher(pack.salt), entry, sealed)
         except AuthenticationFailed as exc:
             raise IntegrityError(
                 name, f"chunk {entry.id.hex()[:16]} at offset {entry.offset} failed authentication"
@@ -371,20 +389,58 @@ class Repository:
             raise IntegrityError(loc.pack.name, "pack is shorter than its index says")
         return await asyncio.to_thread(self.open_pack_blob, loc.pack, loc.entry, sealed)
 
-    async def load_tree(self, tid: bytes) -> list[Node]:
-        hit = self._trees.get(tid)
-        if hit is not None:
-            self._trees.move_to_end(tid)
-            return hit
-        data = await self.read_blob(tid)
+    def cached_tree(self, tid: bytes) -> list[Node] | None:
+        """A tree without I/O, if it or its whole metadata pack is in memory (thread-safe).
+
+        Walking a tree of thousands of directories then costs one read per metadata pack instead of
+        one round trip through the event loop per directory.
+        """
+        with self._cache_lock:
+            hit = self._trees.get(tid)
+            if hit is not None:
+                self._trees.move_to_end(tid)
+                return hit
+            loc = self.index.lookup(tid)
+            pack = self._meta_packs.get(loc.pack.id) if loc is not None else None
+            if pack is not None:
+                self._meta_packs.move_to_end(loc.pack.id)  # type: ignore[union-attr]
+        if loc is None or pack is None:
+            return None
+        sealed = memoryview(pack)[loc.entry.offset : loc.entry.offset + loc.entry.length]
+        return self._remember_tree(tid, self.open_pack_blob(loc.pack, loc.entry, sealed))
+
+    def _remember_tree(self, tid: bytes, data: bytes) -> list[Node]:
         try:
             nodes = decode_tree(data)
         except FormatError as exc:
             loc = self.index.lookup(tid)
             raise IntegrityError(loc.pack.name if loc else "tree", f"tree {tid.hex()[:16]}: {exc}") from exc
-        self._trees[tid] = nodes
-        if len(self._trees) > self._tree_cache_size:
-            self._trees.popitem(last=False)
+        with self._cache_lock:
+            self._trees[tid] = nodes
+            if len(self._trees) > self._tree_cache_size:
+                self._trees.popitem(last=False)
+        return nodes
+
+    async def load_tree(self, tid: bytes) -> list[Node]:
+        """A tree by id. Its whole metadata pack is read once, checked against its name, and kept
+        in memory (up to ``META_CACHE_BYTES``) for the trees that follow."""
+        nodes = self.cached_tree(tid)
+        if nodes is not None:
+            return nodes
+        loc = self.locate(tid)
+        if loc.pack.kind is not PackKind.META:
+            return self._remember_tree(tid, await self.read_blob(tid))
+        data = await self.backend.get(loc.pack.name)
+        if await asyncio.to_thread(object_hash, data) != loc.pack.id:
+            raise IntegrityError(loc.pack.name, "content does not match its name (hash mismatch)")
+        with self._cache_lock:
+            self._meta_packs[loc.pack.id] = data
+            self._meta_bytes += len(data)
+            while self._meta_bytes > META_CACHE_BYTES and len(self._meta_packs) > 1:
+                _, old = self._meta_packs.popitem(last=False)
+                self._meta_bytes -= len(old)
+        nodes = await asyncio.to_thread(self.cached_tree, tid)
+        assert nodes is not None
         return nodes
 
     # ------------------------------------------------------------------ snapshots

@@ -53,7 +53,7 @@ def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
         raise
 
 
-def stat_node(path: bytes, name: bytes, st: os.stat_result) -> Node | None:
+def stat_node(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = True) -> Node | None:
     """Metadata of one entry (no file content). None for types that are not backed up."""
     ntype = node_type(st.st_mode)
     if ntype is None:
@@ -68,14 +68,15 @@ def stat_node(path: bytes, name: bytes, st: os.stat_result) -> Node | None:
         ctime_ns=st.st_ctime_ns,
         inode=st.st_ino,
         device=st.st_dev,
-        links=st.st_nlink,
+        links=st.st_nlink if ntype == "file" else 1,  # only files record their link count
         size=st.st_size if ntype == "file" else 0,
     )
     if ntype == "symlink":
         node.target = os.readlink(path)
     elif ntype in ("chardev", "blockdev"):
         node.rdev = st.st_rdev
-    node.xattrs = read_xattrs(path)
+    if xattrs:
+        node.xattrs = read_xattrs(path)
     return node
 
 

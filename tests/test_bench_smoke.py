@@ -1,0 +1,46 @@
+"""The benchmark script still runs end to end: ``bench/bench.py --smoke`` (tiny corpus, tiervault only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench" / "bench.py"
+STEPS = ("init", "initial", "mutated", "no-change", "restore")
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+
+    assert data["verification_ok"] is True
+    assert "error" not in data
+    main = data["scenarios"]["main"]
+    assert len(main["runs"]) == 1
+    run = main["runs"][0]
+    assert run["verification"]["tiervault"]["ok"] is True
+    assert run["verification"]["tiervault"]["entries"] > 0
+    for step in STEPS:
+        fig = main["median"]["tiervault"][step]
+        assert fig["wall_s"] > 0, step
+        assert fig["cpu_s"] > 0, step
+        assert fig["peak_rss_mb"] > 0, step
+        assert fig["repo_bytes"] > 0, step
+        if step != "init":
+            assert fig["mb_s"] > 0, step
+    # the snapshot stats come from the API, through bench/tv_step.py
+    stats = run["systems"]["tiervault"]["initial"]["details"]["stats"]
+    assert stats["bytes_total"] == run["corpus_bytes_initial"]
+    assert run["systems"]["tiervault"]["no-change"]["details"]["stats"]["bytes_read"] == 0
