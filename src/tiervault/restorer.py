@@ -44,7 +44,7 @@ from tiervault.repo.snapshots import SnapshotRecord
 log = logging.getLogger("tiervault.restorer")
 
 COALESCE_GAP = 256 * 1024
-MAX_RANGE = 32 << 20
+MAX_RANGE = 8 << 20
 MAX_OPEN_FILES = 256
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -76,6 +76,7 @@ class _File:
     dest: bytes
     node: Node
     write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
+    existed: bool = False  # the destination existed when the restore was planned
     link_to: _File | None = None
     remaining: int = 0  # chunk writes still to come; the file is finished when it reaches 0
     temp: bytes | None = None
@@ -140,6 +141,8 @@ class Restorer:
         self._whole = self.paths is None and not self.include and not self.exclude
         self._open_lock = threading.Lock()
         self._open_files = 0
+        self._temp_prefix = secrets.token_hex(6).encode()
+        self._temp_counter = 0
 
     # ------------------------------------------------------------------ selection
 
@@ -223,14 +226,32 @@ class Restorer:
         finally:
             os.close(fd)
 
+    def _temp_name(self, dest: bytes) -> bytes:
+        with self._open_lock:
+            self._temp_counter += 1
+            n = self._temp_counter
+        return os.path.join(os.path.dirname(dest), b".tiervault-restore-%s-%d" % (self._temp_prefix, n))
+
     def _create_temp(self, f: _File) -> int:
-        f.temp = os.path.join(os.path.dirname(f.dest), b".tiervault-restore-" + secrets.token_hex(8).encode())
-        fd = os.open(f.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
-        except BaseException:
-            os.close(fd)
-            raise
+        """Open the file being written. A destination that did not exist is written in place (there is
+        nothing to replace atomically, and a rename saved per file counts for many small files); an
+        existing one gets a temporary sibling that replaces it at the end."""
+        fd = -1
+        if not f.existed:
+            try:
+                fd = os.open(f.dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                f.temp = f.dest
+            except FileExistsError:
+                f.existed = True  # appeared meanwhile: replace it atomically after all
+        if fd < 0:
+            f.temp = self._temp_name(f.dest)
+            fd = os.open(f.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if any(isinstance(c, int) for c in f.node.content):
+            try:
+                os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
+            except BaseException:
+                os.close(fd)
+                raise
         return fd
 
     def _write_blob(
@@ -285,7 +306,8 @@ class Restorer:
                 with self._open_lock:
                     self._open_files -= 1
         assert f.temp is not None
-        _replace(f.temp, f.dest)
+        if f.temp != f.dest:
+            _replace(f.temp, f.dest)
         f.temp = None
         f.done = True
 
@@ -359,9 +381,7 @@ class Restorer:
             if os.path.lexists(f.dest) and os.path.samestat(os.lstat(f.dest), os.lstat(f.link_to.dest)):
                 f.done = True  # already this link (rename onto the same inode would be a no-op)
                 return
-            tmp = os.path.join(
-                os.path.dirname(f.dest), b".tiervault-restore-" + secrets.token_hex(8).encode()
-            )
+            tmp = self._temp_name(f.dest)
             os.link(f.link_to.dest, tmp)
             _replace(tmp, f.dest)
         elif not f.write:  # unchanged content: metadata only
@@ -373,7 +393,7 @@ class Restorer:
 
     def _make_other(self, rel: bytes, node: Node) -> None:
         dest = os.path.join(self.target, rel)
-        tmp = os.path.join(os.path.dirname(dest), b".tiervault-restore-" + secrets.token_hex(8).encode())
+        tmp = self._temp_name(dest)
         if node.type == "symlink":
             assert node.target is not None
             os.symlink(node.target, tmp)
@@ -464,7 +484,8 @@ class Restorer:
                     continue
                 links[(node.device, node.inode)] = f
             try:
-                if os.path.lexists(f.dest) and self._same_content(f.dest, node):
+                f.existed = os.path.lexists(f.dest)
+                if f.existed and self._same_content(f.dest, node):
                     self.stats.files_unchanged += 1
                     continue
             except OSError as exc:

@@ -99,3 +99,14 @@ def test_unknown_method_raises() -> None:
 def test_garbage_zstd_payload_raises() -> None:
     with pytest.raises((ValueError, zstandard.ZstdError)):
         c.decompress(c.ZSTD, b"\x28\xb5\x2f\xfd" + b"garbage" * 10, 100)
+
+
+def test_incompressible_chunks_are_stored_raw_without_a_full_pass() -> None:
+    rnd = random.Random(5).randbytes(1 << 20)
+    assert c.looks_incompressible(rnd)
+    method, payload = c.compress(rnd)
+    assert method == c.RAW and payload == rnd
+    text = b"the same line of text, again and again\n" * 30000
+    assert not c.looks_incompressible(text)
+    method, payload = c.compress(text)
+    assert method == c.ZSTD and c.decompress(method, bytes(payload), len(text)) == text

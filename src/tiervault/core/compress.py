@@ -29,9 +29,25 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+#: chunks at least this large are sampled first: incompressible data (media, encrypted or already
+#: compressed files) is stored raw without paying for a full zstd pass that would be thrown away
+SAMPLE_FROM = 256 * 1024
+_SAMPLE = 16 * 1024
+
+
+def looks_incompressible(data: bytes | memoryview, level: int = 3) -> bool:
+    """Three 16 KiB windows (start, middle, end) that zstd cannot shrink by 3 %."""
+    n = len(data)
+    mid = n // 2
+    sample = bytes(data[:_SAMPLE]) + bytes(data[mid : mid + _SAMPLE]) + bytes(data[n - _SAMPLE :])
+    return len(_compressor(level).compress(sample)) > 0.97 * len(sample)
+
+
 def compress(data: bytes | memoryview, level: int = 3) -> tuple[int, bytes | memoryview]:
     """Return (method, payload): zstd when it shrinks the data, the data itself (RAW) otherwise."""
     if len(data) < 64:
+        return RAW, data
+    if len(data) >= SAMPLE_FROM and looks_incompressible(data, level):
         return RAW, data
     packed: bytes = _compressor(level).compress(data)
     if len(packed) >= len(data):
