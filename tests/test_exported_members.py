@@ -5,6 +5,7 @@ from __future__ import annotations
 import tiervault
 
 EXPECTED = {
+    "AzureOptions",
     "BackendError",
     "CheckResult",
     "Entry",

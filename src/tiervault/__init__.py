@@ -9,7 +9,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tiervault.api import Entry, Item, RecoveryPoint, RestoreResult, SnapshotResult, Vault, init, open
+from tiervault.api import (
+    AzureOptions,
+    Entry,
+    Item,
+    RecoveryPoint,
+    RestoreResult,
+    SnapshotResult,
+    Vault,
+    init,
+    open,
+)
 from tiervault.archiver import Progress, SnapshotStats
 from tiervault.core.crypto import ScryptParams
 from tiervault.errors import (
@@ -31,6 +41,7 @@ from tiervault.policy import Policy
 from tiervault.restorer import RestoreStats
 
 __all__ = [
+    "AzureOptions",
     "BackendError",
     "CheckResult",
     "Entry",

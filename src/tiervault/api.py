@@ -198,16 +198,68 @@ def _password(pw: Password) -> bytes:
     return data
 
 
-def _backend_for(url: str | os.PathLike[str]) -> Backend:
-    from tiervault.backend.local import LocalBackend
+@dataclass(frozen=True, slots=True)
+class AzureOptions:
+    """How to reach Azure Blob Storage (only for ``az://`` / ``azurite://`` addresses).
+
+    With none of ``credential``, ``connection_string``, ``account_key`` or ``sas_token``, the
+    environment is used (``AZURE_STORAGE_CONNECTION_STRING``/``_KEY``/``_SAS_TOKEN``), then
+    ``azure.identity.aio.DefaultAzureCredential``. A credential passed in is never closed by tiervault.
+    """
+
+    credential: Any = None
+    connection_string: str | None = None
+    account_key: str | None = None
+    sas_token: str | None = None
+    max_connections: int = 16
+    retry_total: int = 4
+    retry_backoff: float = 0.5
+    validate_content: bool = True
+
+
+def _backend_for(url: str | os.PathLike[str], azure: AzureOptions | None) -> Backend:
+    """Build the concrete backend for an address and stack its decorators (the only place)."""
+    from tiervault.backend.retry import RetryingBackend
 
     text = os.fspath(url)
     parsed = urlparse(text)
-    if parsed.scheme == "file":
-        return LocalBackend(unquote(parsed.path))
-    if parsed.scheme in ("",) or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return LocalBackend(os.path.abspath(os.path.expanduser(text)))
-    raise UsageError(f"unsupported repository address {text!r}: use a local path or file:///path")
+    inner: Backend
+    if parsed.scheme in ("az", "azurite"):
+        from tiervault.backend.azure import AzureBackend
+
+        o = azure or AzureOptions()
+        inner = AzureBackend.from_url(
+            text,
+            credential=o.credential,
+            connection_string=o.connection_string,
+            account_key=o.account_key,
+            sas_token=o.sas_token,
+            max_connections=o.max_connections,
+            retry_total=o.retry_total,
+            retry_backoff=o.retry_backoff,
+            validate_content=o.validate_content,
+        )
+    elif azure is not None:
+        raise UsageError("Azure options were given for a repository that is not on Azure")
+    else:
+        from tiervault.backend.local import LocalBackend
+
+        if parsed.scheme == "file":
+            inner = LocalBackend(unquote(parsed.path))
+        elif parsed.scheme == "":
+            inner = LocalBackend(os.path.abspath(os.path.expanduser(text)))
+        else:
+            raise UsageError(
+                f"unsupported repository address {text!r}: use a local path, file:///path, "
+                "az://ACCOUNT/CONTAINER[/PREFIX] or azurite://HOST:PORT/CONTAINER"
+            )
+    return RetryingBackend(inner)
+
+
+def _innermost(backend: Backend) -> Backend:
+    while hasattr(backend, "inner"):
+        backend = backend.inner
+    return backend
 
 
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
@@ -308,6 +360,7 @@ class Vault:
         it = item if isinstance(item, Item) else await self.item(item)
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
+        await self._repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
         parent = await self._parent(it)
         loop = asyncio.get_running_loop()
         archiver = FolderArchiver(
@@ -467,11 +520,11 @@ class _Opening:
             await self._vault.aclose()
 
 
-def open(url: str | os.PathLike[str], *, password: Password) -> _Opening:
+def open(url: str | os.PathLike[str], *, password: Password, azure: AzureOptions | None = None) -> _Opening:
     """Open an existing repository (a local path or ``file://`` URL)."""
 
     async def go() -> Vault:
-        backend = _backend_for(url)
+        backend = _backend_for(url, azure)
         try:
             return Vault(await Repository.open(backend, _password(password)))
         except BaseException:
@@ -488,12 +541,18 @@ def init(
     pack_size: int = DEFAULT_PACK_SIZE,
     chunker: ChunkerParams | None = None,
     kdf: ScryptParams | None = None,
+    azure: AzureOptions | None = None,
+    create_container: bool = True,
 ) -> _Opening:
-    """Create a repository and open it."""
+    """Create a repository and open it. On Azure the container is created first when
+    ``create_container`` (and the credential may do so)."""
 
     async def go() -> Vault:
-        backend = _backend_for(url)
+        backend = _backend_for(url, azure)
         try:
+            create = getattr(_innermost(backend), "create_container", None)
+            if create_container and create is not None:
+                await create()
             repo = await Repository.init(
                 backend, _password(password), chunker=chunker, pack_size=pack_size, kdf=kdf
             )
@@ -506,6 +565,7 @@ def init(
 
 
 __all__ = [
+    "AzureOptions",
     "Entry",
     "Item",
     "RecoveryPoint",

@@ -83,7 +83,15 @@ class PermissionDeniedError(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """A failure that may go away if the same idempotent request is repeated."""
+    """A failure that may go away if the same idempotent request is repeated.
+
+    ``retried`` says whether a lower layer (the Azure SDK's own policy) already retried this very
+    failure: then no upper layer retries it again (one retry layer per failure).
+    """
+
+    def __init__(self, message: str, *, retried: bool = False) -> None:
+        super().__init__(message)
+        self.retried = retried
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

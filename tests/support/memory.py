@@ -18,14 +18,21 @@ import itertools
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from tiervault.backend.base import Backend, Lease, ObjectInfo, RehydratePriority, Tier
-from tiervault.backend.local import validate_name, validate_prefix
+from tiervault.backend.base import (
+    Backend,
+    Lease,
+    ObjectInfo,
+    RehydratePriority,
+    Tier,
+    validate_name,
+    validate_prefix,
+)
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.errors import (
     BackendError,
@@ -165,6 +172,14 @@ class MemoryBackend:
         snapshot = [(n, o) for n, o in self.objects.items() if n.startswith(prefix)]
         for name, obj in snapshot:
             yield self._info(name, obj)
+
+    async def delete_many(self, names: Sequence[str]) -> None:
+        for name in names:
+            await self.delete(name)
+
+    async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
+        for name in names:
+            await self.set_tier(name, tier)
 
     async def delete(self, name: str) -> None:
         await self._enter(name)
@@ -439,6 +454,14 @@ class FaultyBackend:
         self._before("list", prefix)
         async for info in self.inner.list(prefix):
             yield info
+
+    async def delete_many(self, names: Sequence[str]) -> None:
+        for name in names:
+            await self.delete(name)
+
+    async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
+        for name in names:
+            await self.set_tier(name, tier)
 
     async def delete(self, name: str) -> None:
         self._before("delete", name)

@@ -9,10 +9,12 @@ may be retried, and retrying is not the backend's business (see ``docs/architect
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+from tiervault.errors import UsageError
 
 
 class Tier(enum.StrEnum):
@@ -93,8 +95,14 @@ class Backend(Protocol):
     async def delete(self, name: str) -> None:
         """Remove ``name``. Idempotent: deleting an absent object is not an error."""
 
+    async def delete_many(self, names: Sequence[str]) -> None:
+        """``delete`` for many names at once (Azure: Blob Batch, 256 per request). Idempotent."""
+
     async def set_tier(self, name: str, tier: Tier) -> None:
         """Move an object to ``tier``. Moving out of Archive is ``rehydrate``'s job."""
+
+    async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
+        """``set_tier`` for many names at once (Azure: Blob Batch)."""
 
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         """Start making an Archive object readable again (to Hot). Returns at once; ``stat`` reports
@@ -109,3 +117,41 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and other resources. Idempotent."""
+
+
+#: top-level names starting with this are reserved for a backend's own bookkeeping (never listed)
+RESERVED_PREFIX: Final = ".tv-"
+#: name parts starting with this are temporary files of an unfinished write (never listed)
+TEMP_PREFIX: Final = ".tmp-"
+
+
+def validate_name(name: str) -> None:
+    """Raise ``UsageError`` unless ``name`` is a valid object name.
+
+    Valid: non-empty, slash-separated, relative, no empty / ``.`` / ``..`` parts, no backslash or NUL,
+    no part starting with ``.tmp-`` and no top-level part starting with ``.tv-`` (both reserved).
+    """
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"invalid object name {name!r}: must be a non-empty string")
+    if "\\" in name or "\x00" in name:
+        raise UsageError(f"invalid object name {name!r}: backslash and NUL are not allowed")
+    if name.startswith("/"):
+        raise UsageError(f"invalid object name {name!r}: must not start with '/'")
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UsageError(f"invalid object name {name!r}: empty, '.' or '..' path component")
+        if part.startswith(TEMP_PREFIX):
+            raise UsageError(f"invalid object name {name!r}: {TEMP_PREFIX!r} names are reserved")
+    if parts[0].startswith(RESERVED_PREFIX):
+        raise UsageError(f"invalid object name {name!r}: top-level {RESERVED_PREFIX!r} names are reserved")
+
+
+def validate_prefix(prefix: str) -> None:
+    """Raise ``UsageError`` unless ``prefix`` could start a valid name (``""`` lists everything)."""
+    if not isinstance(prefix, str):
+        raise UsageError(f"invalid list prefix {prefix!r}: must be a string")
+    if "\\" in prefix or "\x00" in prefix or prefix.startswith("/"):
+        raise UsageError(f"invalid list prefix {prefix!r}")
+    if any(part in (".", "..") for part in prefix.split("/")[:-1]):
+        raise UsageError(f"invalid list prefix {prefix!r}: '.' or '..' path component")

@@ -27,13 +27,21 @@ import os
 import secrets
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar, TypeVarTuple
 
-from tiervault.backend.base import ObjectInfo, RehydratePriority, Tier
+from tiervault.backend.base import (
+    RESERVED_PREFIX,
+    TEMP_PREFIX,
+    ObjectInfo,
+    RehydratePriority,
+    Tier,
+    validate_name,
+    validate_prefix,
+)
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.errors import (
     BackendError,
@@ -50,9 +58,8 @@ __all__ = ["RESERVED_PREFIX", "TEMP_PREFIX", "LocalBackend", "LocalLease", "vali
 _log = logging.getLogger("tiervault.backend.local")
 
 #: Top-level names starting with this are the backend's own metadata: never listed, never valid names.
-RESERVED_PREFIX: Final = ".tv-"
+
 #: Path components starting with this are in-flight (or crash-orphaned) writes: never listed.
-TEMP_PREFIX: Final = ".tmp-"
 
 _TIERS_DIR: Final = ".tv-tiers"
 _LEASES_DIR: Final = ".tv-leases"
@@ -73,38 +80,6 @@ _Ts = TypeVarTuple("_Ts")
 
 
 # --------------------------------------------------------------------------------------------- names
-
-
-def validate_name(name: str) -> None:
-    """Raise ``UsageError`` unless ``name`` is a valid object name.
-
-    Valid: non-empty, slash-separated, relative, no empty / ``.`` / ``..`` parts, no backslash or NUL,
-    no part starting with ``.tmp-`` and no top-level part starting with ``.tv-`` (both reserved).
-    """
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"invalid object name {name!r}: must be a non-empty string")
-    if "\\" in name or "\x00" in name:
-        raise UsageError(f"invalid object name {name!r}: backslash and NUL are not allowed")
-    if name.startswith("/"):
-        raise UsageError(f"invalid object name {name!r}: must not start with '/'")
-    parts = name.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise UsageError(f"invalid object name {name!r}: empty, '.' or '..' path component")
-        if part.startswith(TEMP_PREFIX):
-            raise UsageError(f"invalid object name {name!r}: {TEMP_PREFIX!r} names are reserved")
-    if parts[0].startswith(RESERVED_PREFIX):
-        raise UsageError(f"invalid object name {name!r}: top-level {RESERVED_PREFIX!r} names are reserved")
-
-
-def validate_prefix(prefix: str) -> None:
-    """Raise ``UsageError`` unless ``prefix`` could start a valid name (``""`` lists everything)."""
-    if not isinstance(prefix, str):
-        raise UsageError(f"invalid list prefix {prefix!r}: must be a string")
-    if "\\" in prefix or "\x00" in prefix or prefix.startswith("/"):
-        raise UsageError(f"invalid list prefix {prefix!r}")
-    if any(part in (".", "..") for part in prefix.split("/")[:-1]):
-        raise UsageError(f"invalid list prefix {prefix!r}: '.' or '..' path component")
 
 
 def _check_range(offset: int, length: int | None) -> None:
@@ -550,6 +525,14 @@ class LocalBackend:
             return
         if self._fsync:
             _fsync_dir(os.path.dirname(path))
+
+    async def delete_many(self, names: Sequence[str]) -> None:
+        for name in names:
+            await self.delete(name)
+
+    async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
+        for name in names:
+            await self.set_tier(name, tier)
 
     async def delete(self, name: str) -> None:
         """Remove ``name`` and its tier sidecar; absent is fine."""

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from tiervault.backend.base import Backend
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import (
+    TAG_SIZE,
     AuthenticationFailed,
     MasterKeys,
     ScryptParams,
@@ -42,7 +43,17 @@ from tiervault.core.format.keyfile import (
     open_keys,
     seal_keys,
 )
-from tiervault.core.format.pack import FLAG_TREE, PackEntry, PackKind, open_blob
+from tiervault.core.format.pack import (
+    FLAG_TREE,
+    PRELUDE_SIZE,
+    TRAILER_SIZE,
+    PackEntry,
+    PackKind,
+    header_length,
+    open_blob,
+    open_header,
+    parse_prelude,
+)
 from tiervault.core.format.tree import Node, decode_tree
 from tiervault.errors import (
     IntegrityError,
@@ -60,6 +71,8 @@ from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, utc_iso
 log = logging.getLogger("tiervault.repo")
 
 DEFAULT_PACK_SIZE = 16 << 20
+#: an index file is written after this many new packs (~512 MiB), not only at the end of a snapshot
+INDEX_FLUSH_PACKS = 32
 #: metadata packs kept in memory while trees are walked
 META_CACHE_BYTES = 64 << 20
 _T = TypeVar("_T")
@@ -327,7 +340,56 @@ class Repository:
         self.index.add_record(rec)
         async with self._pending_lock:
             self._pending.append(rec)
+            due = len(self._pending) >= INDEX_FLUSH_PACKS
+        if due:  # a long snapshot indexes its packs as it goes: an interruption loses little
+            await self.flush_index()
         return pid
+
+    async def index_orphan_packs(self) -> int:
+        """Index packs that reached storage but not an index file (an interrupted snapshot), so the
+        next snapshot reuses their chunks instead of uploading them again. Reads only each orphan's
+        prelude, header and trailer. A pack whose header does not authenticate is left to ``check``.
+        Returns how many packs were recovered."""
+        known = self.index.pack_ids()
+        orphans = []
+        for kind in PackKind:
+            async for info in self.backend.list(kind.prefix + "/"):
+                pid = info.name.rsplit("/", 1)[-1]
+                if pid not in known and len(pid) == 64:
+                    orphans.append((kind, pid, info.size))
+
+        async def recover(kind: PackKind, pid: str, size: int) -> PackRecord | None:
+            name = pack_name(kind, pid)
+            try:
+                if size < PRELUDE_SIZE + TRAILER_SIZE + TAG_SIZE:
+                    raise FormatError("too short for a pack")
+                prelude = await self.backend.get(name, offset=0, length=PRELUDE_SIZE)
+                hlen = header_length(
+                    await self.backend.get(name, offset=size - TRAILER_SIZE, length=TRAILER_SIZE)
+                )
+                start = size - TRAILER_SIZE - hlen
+                if start < PRELUDE_SIZE:
+                    raise FormatError("header length out of range")
+                sealed = await self.backend.get(name, offset=start, length=hlen)
+                entries = await asyncio.to_thread(open_header, self.keys.encryption, prelude, sealed, start)
+                found_kind, salt = parse_prelude(prelude)
+                if found_kind is not kind:
+                    raise FormatError("pack kind does not match its folder")
+            except (FormatError, AuthenticationFailed) as exc:
+                log.warning("unindexed pack %s is unreadable (check reports it): %s", name, exc)
+                return None
+            return PackRecord(pid, kind, salt, tuple(entries))
+
+        records = await _bounded_gather([functools.partial(recover, *o) for o in orphans])
+        recovered = [r for r in records if r is not None]
+        for rec in recovered:
+            self.index.add_record(rec)
+        if recovered:
+            async with self._pending_lock:
+                self._pending.extend(recovered)
+            await self.flush_index()
+            log.info("indexed %d pack(s) left by an interrupted snapshot", len(recovered))
+        return len(recovered)
 
     async def flush_index(self) -> str | None:
         """Write one index file for the packs stored since the last flush."""

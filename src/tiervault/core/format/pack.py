@@ -168,10 +168,22 @@ def read_header(
     start = len(pack) - TRAILER_SIZE - hlen
     if start < PRELUDE_SIZE:
         raise FormatError("pack header length out of range")
-    cipher = UnitCipher(master_encryption_key, salt)
-    plain = cipher.open(HEADER_DOMAIN, 0, pack[start : len(pack) - TRAILER_SIZE], bytes(pack[:PRELUDE_SIZE]))
-    entries = decode_entries(plain, limit=start)
+    entries = open_header(
+        master_encryption_key, pack[:PRELUDE_SIZE], pack[start : len(pack) - TRAILER_SIZE], start
+    )
     return kind, salt, entries
+
+
+def open_header(
+    master_encryption_key: bytes, prelude: bytes | memoryview, sealed: bytes | memoryview, start: int
+) -> list[PackEntry]:
+    """Authenticate and parse a header read on its own (ranged reads of prelude, header and trailer);
+    ``start`` is the header's offset in the pack, which bounds every entry."""
+    _kind, salt = parse_prelude(prelude)
+    plain = UnitCipher(master_encryption_key, salt).open(
+        HEADER_DOMAIN, 0, sealed, bytes(prelude[:PRELUDE_SIZE])
+    )
+    return decode_entries(plain, limit=start)
 
 
 def decode_entries(plain: bytes, *, limit: int) -> list[PackEntry]:
