@@ -174,7 +174,8 @@ def main() -> int:
             f"tiervault restore:  {tv['corpus_bytes'] / 1e6:.0f} MB in {tv['restore_s']:.2f} s = "
             f"{rest_mbps:.0f} MB/s (ratio {result['restore_ratio']:.2f}); fetched "
             f"{tv['fetched_bytes'] / 1e6:.0f} MB in {tv['read_requests']} requests = "
-            f"{result['restore_fetched_MBps']:.0f} MB/s on the wire (ratio {result['restore_fetched_ratio']:.2f})"
+            f"{result['restore_fetched_MBps']:.0f} MB/s on the wire "
+            f"(ratio {result['restore_fetched_ratio']:.2f})"
         )
         print(f"restore verification: {'PASS' if ok else 'FAIL'}")
         a.json.parent.mkdir(parents=True, exist_ok=True)
