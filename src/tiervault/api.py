@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +76,8 @@ class RecoveryPoint:
     partial: bool
     errors: tuple[dict[str, str], ...]
     stats: dict[str, Any]
+    #: taken under a deadline that ran out: holds only part of the source (``latest`` skips it)
+    incomplete: bool = False
 
     @property
     def short_id(self) -> str:
@@ -94,6 +97,7 @@ class RecoveryPoint:
             partial=rec.partial,
             errors=tuple(rec.errors),
             stats=dict(rec.stats),
+            incomplete=rec.incomplete,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +112,7 @@ class RecoveryPoint:
             "tags": list(self.tags),
             "parent": self.parent,
             "partial": self.partial,
+            "incomplete": self.incomplete,
             "errors": list(self.errors),
             "stats": self.stats,
         }
@@ -124,12 +129,18 @@ class SnapshotResult:
         """True when some files could not be read: the point exists, but without them."""
         return bool(self.errors)
 
+    @property
+    def incomplete(self) -> bool:
+        """True when the deadline ran out first: call ``snapshot`` again to resume."""
+        return self.point.incomplete
+
     def to_json(self) -> dict[str, Any]:
         return {
             "point": self.point.to_json(),
             "stats": self.stats.to_json(),
             "errors": list(self.errors),
             "partial": self.partial,
+            "incomplete": self.incomplete,
         }
 
 
@@ -262,6 +273,23 @@ def _innermost(backend: Backend) -> Backend:
     return backend
 
 
+def _stop_time(deadline: float | datetime | None) -> float | None:
+    """The ``time.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
+    what is in flight and commit (10% of the budget, between 1 and 30 seconds)."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, datetime):
+        if deadline.tzinfo is None:
+            raise UsageError("deadline must be an aware datetime (with a time zone) or seconds")
+        budget = (deadline - datetime.now(deadline.tzinfo)).total_seconds()
+    else:
+        budget = float(deadline)
+    if budget <= 0:
+        raise UsageError("the deadline has already passed")
+    reserve = min(30.0, max(1.0, budget / 10))
+    return time.monotonic() + max(0.0, budget - reserve)
+
+
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
     source = os.path.abspath(os.path.expanduser(os.fspath(path)))
     return source, os.path.exists(source), os.path.isdir(source)
@@ -350,17 +378,25 @@ class Vault:
         tags: Sequence[str] = (),
         force_rehash: bool = False,
         progress: Progress | None = None,
+        deadline: float | datetime | None = None,
     ) -> SnapshotResult:
         """Take a recovery point of a protected item.
 
         Files unchanged since the previous point of the same item on this host (same size, mtime,
         ctime and inode) are not read again unless ``force_rehash``. A file that cannot be read is
         listed in ``errors`` and the result is ``partial``; the point is still committed.
+
+        ``deadline`` (seconds from now, or an aware datetime) bounds the run, for Azure Functions:
+        before it, the snapshot stops taking new files, stores what it has and commits an
+        *incomplete* point (``result.incomplete``). That point is the checkpoint: the next call for
+        the same item resumes from it, reading only what it did not finish and uploading nothing
+        that is already stored. ``latest`` never resolves to an incomplete point.
         """
         it = item if isinstance(item, Item) else await self.item(item)
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
         await self._repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
+        stop_at = _stop_time(deadline)
         parent = await self._parent(it)
         loop = asyncio.get_running_loop()
         archiver = FolderArchiver(
@@ -370,6 +406,7 @@ class Vault:
             parent_tree=bytes.fromhex(parent.tree) if parent else None,
             force_rehash=force_rehash,
             progress=progress,
+            stop_at=stop_at,
         )
         outcome = await asyncio.to_thread(archiver.run)
         await self._repo.flush_index()
@@ -386,6 +423,7 @@ class Vault:
             stats=outcome.stats.to_json(),
             errors=outcome.errors,
             partial=bool(outcome.errors),
+            incomplete=outcome.incomplete,
             program=f"tiervault {__version__}",
         )
         await self._repo.save_snapshot(rec)
@@ -422,7 +460,11 @@ class Vault:
             return await self._repo.load_snapshot(ref.id)
         if ref == "latest" or ref.startswith("latest:"):
             item = ref.partition(":")[2] or None
-            snaps = [s for s in await self._repo.list_snapshots() if item is None or s.item == item]
+            snaps = [
+                s
+                for s in await self._repo.list_snapshots()
+                if (item is None or s.item == item) and not s.incomplete
+            ]
             if not snaps:
                 raise NotFoundError("no recovery points" + (f" of item {item!r}" if item else ""))
             return snaps[-1]

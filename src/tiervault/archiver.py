@@ -182,6 +182,10 @@ class _FileError(Exception):
     pass
 
 
+class _Stopped(Exception):
+    """The time budget ran out while this file was being read: it is left for the next run."""
+
+
 class _Budget:
     """A byte budget shared by threads: ``acquire(n)`` blocks while the budget is spent (one
     oversized request is let through alone, so a chunk larger than the budget cannot deadlock)."""
@@ -251,6 +255,7 @@ class ArchiveOutcome:
     root: dict[str, Any]
     stats: SnapshotStats
     errors: list[dict[str, str]]
+    incomplete: bool = False
 
 
 class FolderArchiver:
@@ -267,10 +272,14 @@ class FolderArchiver:
         workers: int | None = None,
         max_inflight: int = 4,
         progress: Progress | None = None,
+        stop_at: float | None = None,
     ) -> None:
         self.repo, self.loop, self.source = repo, loop, source
         self.parent_tree = parent_tree
         self.force_rehash = force_rehash
+        #: ``time.monotonic()`` after which no new file is started and long reads stop (a deadline)
+        self.stop_at = stop_at
+        self.incomplete = False
         self.workers = max(1, workers or os.cpu_count() or 2)
         self.stats = SnapshotStats()
         self.progress = progress or Progress()
@@ -343,6 +352,11 @@ class FolderArchiver:
 
     # ---------------------------------------------------------------- file content (worker threads)
 
+    def _stopping(self) -> bool:
+        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            self.incomplete = True
+        return self.incomplete
+
     def _read_job(self, job: _Job) -> list[_FileResult]:
         """A reader-pool task. Per-file read errors become results; store failures propagate."""
         group = _Group()
@@ -350,8 +364,10 @@ class FolderArchiver:
         try:
             for path, node in job.files:
                 try:
+                    if self._stopping():
+                        raise _Stopped
                     results.append(self._chunk_file(path, node, group))
-                except (OSError, _FileError) as exc:
+                except (OSError, _FileError, _Stopped) as exc:
                     results.append(exc)
             self._submit_saves(group)
             return results
@@ -386,6 +402,8 @@ class FolderArchiver:
                 else:
                     pieces = chunker.chunks(RangeReader(fd, start, end))
                 for piece in pieces:
+                    if not small and self._stopping():
+                        raise _Stopped  # its chunks so far are stored: the next run re-reads, uploads none
                     cid = chunk_id(key, piece)
                     if (
                         cid not in self._claims
@@ -427,6 +445,8 @@ class FolderArchiver:
             except TiervaultError as exc:
                 log.warning("parent tree unreadable, reading everything below %r: %s", path, exc)
         for name, st in entries:
+            if self._stopping():
+                break  # the rest of this directory is left for the next run
             child = os.path.join(path, name)
             try:
                 if isinstance(st, OSError):
@@ -507,6 +527,8 @@ class FolderArchiver:
                 self._submit_batch()  # the open batch holds files of this directory: send it now
             assert job.future is not None
             result = job.future.result()[i]
+            if isinstance(result, _Stopped):
+                continue
             if isinstance(result, BaseException):
                 self._error(os.path.join(pending.path, node.name), result)
                 continue
@@ -556,4 +578,4 @@ class FolderArchiver:
         assert top.tree_id is not None
         root.subtree = top.tree_id
         self.stats.duration_s = time.monotonic() - started
-        return ArchiveOutcome(top.tree_id, node_to_json(root), self.stats, self.errors)
+        return ArchiveOutcome(top.tree_id, node_to_json(root), self.stats, self.errors, self.incomplete)

@@ -39,6 +39,8 @@ class SnapshotRecord:
     stats: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     partial: bool = False
+    #: the time budget ran out: the point holds only what was done (a checkpoint to resume from)
+    incomplete: bool = False
     program: str = ""
     id: str = ""  # the storage hash; not part of the stored JSON
 
@@ -57,6 +59,7 @@ class SnapshotRecord:
             "stats": self.stats,
             "errors": self.errors,
             "partial": self.partial,
+            "incomplete": self.incomplete,
             "program": self.program,
         }
 
@@ -78,6 +81,7 @@ class SnapshotRecord:
                 stats=dict(o.get("stats", {})),
                 errors=[dict(e) for e in o.get("errors", [])],
                 partial=bool(o.get("partial", False)),
+                incomplete=bool(o.get("incomplete", False)),
                 program=str(o.get("program", "")),
                 id=sid,
             )
