@@ -11,6 +11,8 @@ EXPECTED = {
     "Entry",
     "IntegrityError",
     "Item",
+    "LeaseHeldError",
+    "PermissionDeniedError",
     "NotFoundError",
     "ObjectArchivedError",
     "ObjectNotFoundError",

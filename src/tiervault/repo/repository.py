@@ -158,7 +158,9 @@ class Repository:
         repo = cls(backend, config, keys, "")
         # key first, config last: a repository "exists" only once it can also be opened
         repo.key_name = await repo._write_key_slot(password, kdf or ScryptParams(), object_hash(config_bytes))
-        if not await backend.put_if_absent(CONFIG_NAME, config_bytes):
+        if not await backend.put_if_absent(CONFIG_NAME, config_bytes) and (
+            await backend.get(CONFIG_NAME) != config_bytes  # equal: our write, its response was lost
+        ):
             await backend.delete(repo.key_name)
             raise RepositoryExistsError(f"a repository was created concurrently at {backend.location}")
         log.info("initialised repository %s at %s", repo_id[:8], backend.location)

@@ -1,0 +1,1 @@
+"""Tests against Azurite, the Azure Blob Storage emulator."""
