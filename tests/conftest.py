@@ -14,6 +14,13 @@ from tests.support.memory import MemoryBackend
 from tiervault.backend.local import LocalBackend
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own default disk-tier directory (``$TIERVAULT_CACHE_DIR``, inherited by
+    subprocesses), so no test reads another's cache or writes into the home directory."""
+    monkeypatch.setenv("TIERVAULT_CACHE_DIR", str(tmp_path_factory.mktemp("tv-cache")))
+
+
 @pytest.fixture
 def fake_clock() -> FakeClock:
     """A clock that stands still until the test calls ``advance``."""

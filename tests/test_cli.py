@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import tiervault
+from tests.support.azurite import Azurite, unique_container_name
 from tiervault import cli
 from tiervault.cli import ExitCode, exit_code_for, main
 
@@ -176,6 +177,47 @@ def test_init_protect_snapshot_points_ls_restore_check(
     assert res.json()["ok"] is True
     assert res.json()["snapshots"] == 2
     assert res.json()["packs_read"] >= 2
+
+
+def test_an_azurite_repository(
+    repo: Path, source: Path, run: Run, tmp_path: Path, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same commands with ``-r azurite://HOST:PORT/CONTAINER`` (Azurite: ``tests/conftest.py``);
+    ``init`` creates the container. Restore and check run without the disk tier: from Azurite."""
+    container = unique_container_name("cli")
+    url = f"azurite://127.0.0.1:{azurite.port}/{container}"
+    monkeypatch.setenv("TIERVAULT_CACHE_DIR", str(tmp_path / "cache"))  # never the user's own cache
+    try:
+        res = run("-r", url, "init", *FAST_KDF, "--json")
+        assert res.code == 0, res.err
+        assert res.json()["location"] == url
+        assert run("-r", url, "protect", str(source), "--name", "src").code == 0
+        res = run("-r", url, "snapshot", "src", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["stats"]["files"] == 3
+        point = res.json()["point"]["id"]
+
+        target = tmp_path / "restored"
+        res = run("-r", url, "--no-cache", "restore", point, "--target", str(target), "--verify", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["ok"] is True and res.json()["stats"]["files_verified"] == 3
+        assert tree(target) == tree(source)
+
+        res = run("-r", url, "--no-cache", "check", "--read-data", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["ok"] is True and res.json()["packs_read"] >= 2
+        with azurite.service_client() as client:
+            blobs = [b.name for b in client.get_container_client(container).list_blobs()]
+        assert "config" in blobs and any(b.startswith("data/") for b in blobs)
+        assert not repo.exists()  # -r wins over TIERVAULT_REPOSITORY
+
+        res = run("-r", url, "init", *FAST_KDF)
+        assert res.code == ExitCode.ERROR and "already exists" in one_error_line(res)
+        missing = f"azurite://127.0.0.1:{azurite.port}/{unique_container_name('missing')}"
+        res = run("-r", missing, "points")
+        assert res.code == ExitCode.REPOSITORY_NOT_FOUND and missing in one_error_line(res)
+    finally:
+        azurite.delete_container(container)
 
 
 def test_human_output(vault: Path, run: Run, tmp_path: Path) -> None:

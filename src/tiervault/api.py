@@ -1,7 +1,7 @@
 """The public API: ``init`` / ``open`` a repository and work with the :class:`Vault`.
 
 This is the only module that builds concrete backends (``_backend_for``) and the only place where
-backend decorators will be stacked (retry, limits, the disk cache).
+backend decorators are stacked: ``CacheBackend(RetryingBackend(concrete))``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -19,6 +20,8 @@ from urllib.parse import unquote, urlparse
 from tiervault import __version__
 from tiervault.archiver import FolderArchiver, Progress, SnapshotStats
 from tiervault.backend.base import Backend
+from tiervault.cache import DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES
+from tiervault.cache import CacheBackend, CacheCleanup, CacheStats, cache_key, default_cache_dir
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import ScryptParams
 from tiervault.core.format.tree import Node
@@ -228,18 +231,18 @@ class AzureOptions:
     validate_content: bool = True
 
 
-def _backend_for(url: str | os.PathLike[str], azure: AzureOptions | None) -> Backend:
-    """Build the concrete backend for an address and stack its decorators (the only place)."""
-    from tiervault.backend.retry import RetryingBackend
+CacheOption = str | os.PathLike[str] | bool | None
 
+
+def _open_backend(url: str | os.PathLike[str], azure: AzureOptions | None) -> Backend:
+    """Build the concrete backend for an address (no decorators)."""
     text = os.fspath(url)
     parsed = urlparse(text)
-    inner: Backend
     if parsed.scheme in ("az", "azurite"):
         from tiervault.backend.azure import AzureBackend
 
         o = azure or AzureOptions()
-        inner = AzureBackend.from_url(
+        return AzureBackend.from_url(
             text,
             credential=o.credential,
             connection_string=o.connection_string,
@@ -250,21 +253,64 @@ def _backend_for(url: str | os.PathLike[str], azure: AzureOptions | None) -> Bac
             retry_backoff=o.retry_backoff,
             validate_content=o.validate_content,
         )
-    elif azure is not None:
+    if azure is not None:
         raise UsageError("Azure options were given for a repository that is not on Azure")
-    else:
-        from tiervault.backend.local import LocalBackend
+    from tiervault.backend.local import LocalBackend
 
-        if parsed.scheme == "file":
-            inner = LocalBackend(unquote(parsed.path))
-        elif parsed.scheme == "":
-            inner = LocalBackend(os.path.abspath(os.path.expanduser(text)))
-        else:
-            raise UsageError(
-                f"unsupported repository address {text!r}: use a local path, file:///path, "
-                "az://ACCOUNT/CONTAINER[/PREFIX] or azurite://HOST:PORT/CONTAINER"
-            )
-    return RetryingBackend(inner)
+    if parsed.scheme == "file":
+        return LocalBackend(unquote(parsed.path))
+    if parsed.scheme == "":
+        return LocalBackend(os.path.abspath(os.path.expanduser(text)))
+    raise UsageError(
+        f"unsupported repository address {text!r}: use a local path, file:///path, "
+        "az://ACCOUNT/CONTAINER[/PREFIX] or azurite://HOST:PORT/CONTAINER"
+    )
+
+
+def _cache_dir(url: str | os.PathLike[str], cache_dir: CacheOption) -> Path | None:
+    """Where the disk tier lives, or None: on by default for remote (Azure) repositories only."""
+    if cache_dir is False:
+        return None
+    if cache_dir is None:
+        remote = urlparse(os.fspath(url)).scheme in ("az", "azurite")
+        return default_cache_dir() if remote else None
+    if cache_dir is True:
+        return default_cache_dir()
+    text = os.fspath(cache_dir)
+    if not text:
+        raise UsageError("cache_dir must not be empty (use cache_dir=False to turn the disk tier off)")
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def _backend_for(
+    url: str | os.PathLike[str],
+    azure: AzureOptions | None,
+    *,
+    cache_dir: CacheOption = None,
+    cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+) -> CacheBackend:
+    """Build the concrete backend for an address and stack its decorators (the only place):
+    ``CacheBackend(RetryingBackend(concrete))`` (the cache counts reads per tier even when off)."""
+    from tiervault.backend.retry import RetryingBackend
+
+    if not isinstance(cache_max_bytes, int) or cache_max_bytes <= 0:
+        raise UsageError(f"cache_max_bytes must be a positive number of bytes, not {cache_max_bytes!r}")
+    where = _cache_dir(url, cache_dir)
+    inner = _open_backend(url, azure)
+    return CacheBackend(
+        RetryingBackend(inner),
+        where,
+        max_bytes=cache_max_bytes,
+        repository_key=cache_key(inner.location),
+    )
+
+
+def _find_cache(backend: Backend) -> CacheBackend | None:
+    while not isinstance(backend, CacheBackend):
+        if not hasattr(backend, "inner"):
+            return None
+        backend = backend.inner
+    return backend
 
 
 def _innermost(backend: Backend) -> Backend:
@@ -301,6 +347,7 @@ class Vault:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
         self._closed = False
+        self._cache = _find_cache(repo.backend)
 
     @property
     def repository_id(self) -> str:
@@ -515,12 +562,40 @@ class Vault:
         against each path and its components. Files already identical in ``target`` are left
         alone; others are replaced atomically. ``verify`` re-reads every restored file.
         """
+        before = self._cache.stats() if self._cache is not None else None
         rec = await self._record(point)
         restorer = Restorer(
             self._repo, rec, target, paths=paths, include=include, exclude=exclude, verify=verify
         )
         stats, errors = await restorer.run()
+        if self._cache is not None and before is not None:
+            # reads per tier during this restore (other calls on this vault meanwhile count too)
+            served = self._cache.stats() - before
+            stats.cache_hits, stats.cache_bytes = served.cache_hits, served.cache_bytes
+            stats.remote_reads, stats.remote_bytes = served.remote_reads, served.remote_bytes
+        else:
+            stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
         return RestoreResult(stats, tuple(errors))
+
+    # ------------------------------------------------------------------ the disk tier
+
+    def _disk_tier(self) -> CacheBackend:
+        if self._cache is None:  # pragma: no cover - _backend_for always stacks one
+            raise UsageError("this vault has no disk tier")
+        return self._cache
+
+    async def cache_stats(self) -> CacheStats:
+        """The disk tier of this repository: on or off (and why), where, how full, and how many read
+        requests and bytes it and the store served since the vault was opened."""
+        return await self._disk_tier().report()
+
+    async def cache_prune(self) -> CacheCleanup:
+        """Evict least recently used entries (data packs first) until the cache is within its bound."""
+        return await self._disk_tier().prune()
+
+    async def cache_clear(self) -> CacheCleanup:
+        """Remove every cached object of this repository (nothing is lost: the store has them all)."""
+        return await self._disk_tier().clear()
 
     # ------------------------------------------------------------------ maintenance and keys
 
@@ -562,11 +637,24 @@ class _Opening:
             await self._vault.aclose()
 
 
-def open(url: str | os.PathLike[str], *, password: Password, azure: AzureOptions | None = None) -> _Opening:
-    """Open an existing repository (a local path or ``file://`` URL)."""
+def open(
+    url: str | os.PathLike[str],
+    *,
+    password: Password,
+    azure: AzureOptions | None = None,
+    cache_dir: CacheOption = None,
+    cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+) -> _Opening:
+    """Open an existing repository: a local path, ``file://``, ``az://`` or ``azurite://`` address.
+
+    The disk tier (``docs/architecture.md``, "Disk tier") is on by default for Azure repositories,
+    in :func:`tiervault.cache.default_cache_dir`, and off for local ones. ``cache_dir`` names its
+    directory (``True``: the default one, also for a local repository); ``cache_dir=False`` turns it
+    off. ``cache_max_bytes`` bounds what it keeps of this repository (2 GiB).
+    """
 
     async def go() -> Vault:
-        backend = _backend_for(url, azure)
+        backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             return Vault(await Repository.open(backend, _password(password)))
         except BaseException:
@@ -585,12 +673,15 @@ def init(
     kdf: ScryptParams | None = None,
     azure: AzureOptions | None = None,
     create_container: bool = True,
+    cache_dir: CacheOption = None,
+    cache_max_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> _Opening:
     """Create a repository and open it. On Azure the container is created first when
-    ``create_container`` (and the credential may do so)."""
+    ``create_container`` (and the credential may do so). ``cache_dir`` and ``cache_max_bytes`` as
+    for :func:`open`."""
 
     async def go() -> Vault:
-        backend = _backend_for(url, azure)
+        backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             create = getattr(_innermost(backend), "create_container", None)
             if create_container and create is not None:

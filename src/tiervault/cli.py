@@ -14,6 +14,10 @@ Repository and passwords come from options or the environment, like restic:
   ``TIERVAULT_NEW_PASSWORD``, else a prompt.
 
 A password file's content is used as bytes, less one trailing newline.
+
+The local disk tier: ``--cache-dir DIR`` (default ``$TIERVAULT_CACHE_DIR`` or ``~/.cache/tiervault``,
+used by default for Azure repositories only), ``--no-cache``, ``--cache-size SIZE``; ``tiervault cache
+stats | prune | clear`` manages it.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ ENV_REPOSITORY = "TIERVAULT_REPOSITORY"
 ENV_PASSWORD = "TIERVAULT_PASSWORD"
 ENV_PASSWORD_FILE = "TIERVAULT_PASSWORD_FILE"
 ENV_NEW_PASSWORD = "TIERVAULT_NEW_PASSWORD"
+ENV_CACHE_DIR = "TIERVAULT_CACHE_DIR"
 PROGRESS_INTERVAL = 0.2  # seconds between two reads of the progress counters
 
 
@@ -149,11 +154,48 @@ def _add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> N
         help=f"read the password from FILE (default: ${ENV_PASSWORD}, ${ENV_PASSWORD_FILE}, prompt)",
     )
     g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=default(None),
+        help=f"the local disk tier's directory (default: ${ENV_CACHE_DIR}, else ~/.cache/tiervault; "
+        "on by default for Azure repositories only)",
+    )
+    g.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=default(False),
+        help="do not use the local disk tier",
+    )
+    g.add_argument(
+        "--cache-size",
+        metavar="SIZE",
+        type=_size,
+        default=default(None),
+        help="bound of the disk tier for this repository, e.g. 500M or 4G (default: 2G)",
+    )
+    g.add_argument(
         "--json", action="store_true", default=default(False), help="print machine-readable JSON on stdout"
     )
     g.add_argument(
         "--debug", action="store_true", default=default(False), help="log at DEBUG level and show tracebacks"
     )
+
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """``1048576``, ``512K``, ``500M``, ``4G``, ``1T`` (binary units; a trailing ``iB``/``B`` is allowed)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    try:
+        value = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 500M, 4G)") from None
+    n = int(value * _UNITS[unit])
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"the size must be > 0, not {text!r}")
+    return n
 
 
 def _kdf_log_n(text: str) -> int:
@@ -271,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"read the new password from FILE (default: ${ENV_NEW_PASSWORD}, prompt)",
     )
     _add_kdf_option(p)
+
+    p = command("cache", "the local disk tier of this repository")
+    actions = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    command("stats", "where the disk tier is, what it holds and what it served", actions)
+    command("prune", "evict least recently used entries until the cache is within its bound", actions)
+    command("clear", "remove every cached object of this repository (the repository keeps them)", actions)
     return parser
 
 
@@ -452,7 +500,9 @@ async def _progress(ctx: _Ctx, label: str, counters: tiervault.Progress | None =
 
 async def _init(ctx: _Ctx, password: bytes) -> int:
     url = _repository(ctx.args)
-    async with tiervault.init(url, password=password, kdf=_kdf(ctx.args)) as vault:
+    async with tiervault.init(
+        url, password=password, kdf=_kdf(ctx.args), **_cache_options(ctx.args)
+    ) as vault:
         if ctx.json:
             ctx.emit({"repository_id": vault.repository_id, "location": vault.location})
         else:
@@ -607,6 +657,8 @@ async def _restore(ctx: _Ctx, vault: Vault) -> int:
             f"dirs: {s.dirs:,}, symlinks: {s.symlinks:,}, other: {s.others:,}\n"
             f"  data:  {_filesize(s.bytes_written)} written, {_filesize(s.bytes_fetched)} fetched "
             f"from {s.packs_read:,} packs\n"
+            f"  reads: {_count(s.cache_hits, 'request')} ({_filesize(s.cache_bytes)}) from the disk tier, "
+            f"{_count(s.remote_reads, 'request')} ({_filesize(s.remote_bytes)}) from the repository\n"
             f"  time:  {s.duration_s:.2f} s",
             soft_wrap=True,
         )
@@ -692,6 +744,52 @@ def _key_passwd(new_password: bytes) -> Callable[[_Ctx, Vault], Awaitable[int]]:
     return run
 
 
+async def _cache_stats(ctx: _Ctx, vault: Vault) -> int:
+    st = await vault.cache_stats()
+    if ctx.json:
+        ctx.emit(st.to_json())
+        return ExitCode.OK
+    if st.directory is None:
+        ctx.out.print(
+            "disk tier: off for this repository (use --cache-dir DIR to turn it on)", soft_wrap=True
+        )
+        return ExitCode.OK
+    u = st.usage
+    state = "on" if st.enabled else f"off for this run ({st.disabled_reason})"
+    ctx.out.print(
+        f"disk tier: {state}\n"
+        f"  directory: {_text(st.directory)}\n"
+        f"  holds:     {_filesize(u.bytes)} of {_filesize(st.max_bytes)} in {_count(u.entries, 'object')}: "
+        f"{_count(u.data_entries, 'data pack')} ({_filesize(u.data_bytes)}), "
+        f"{_count(u.metadata_entries, 'metadata object')} ({_filesize(u.metadata_bytes)})",
+        soft_wrap=True,
+    )
+    return ExitCode.OK
+
+
+def _cleanup(verb: str, clean: Callable[[Vault], Awaitable[Any]]) -> Callable[[_Ctx, Vault], Awaitable[int]]:
+    async def run(ctx: _Ctx, vault: Vault) -> int:
+        result = await clean(vault)
+        if ctx.json:
+            ctx.emit(result.to_json())
+        else:
+            u = result.usage
+            ctx.out.print(
+                f"{verb} {_count(result.removed_entries, 'object')} ({_filesize(result.removed_bytes)}); "
+                f"the disk tier holds {_filesize(u.bytes)} in {_count(u.entries, 'object')}",
+                soft_wrap=True,
+            )
+        return ExitCode.OK
+
+    return run
+
+
+_CACHE_COMMANDS: dict[str, Callable[[_Ctx, Vault], Awaitable[int]]] = {
+    "stats": _cache_stats,
+    "prune": _cleanup("evicted", Vault.cache_prune),
+    "clear": _cleanup("removed", Vault.cache_clear),
+}
+
 _VAULT_COMMANDS: dict[str, Callable[[_Ctx, Vault], Awaitable[int]]] = {
     "protect": _protect,
     "items": _items,
@@ -703,8 +801,23 @@ _VAULT_COMMANDS: dict[str, Callable[[_Ctx, Vault], Awaitable[int]]] = {
 }
 
 
+def _cache_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``cache_dir`` / ``cache_max_bytes`` for ``tiervault.open`` from ``--cache-dir``, ``--no-cache``
+    and ``--cache-size`` (the library's defaults when none is given)."""
+    if args.no_cache and args.cache_dir is not None:
+        raise UsageError("--cache-dir and --no-cache exclude each other")
+    options: dict[str, Any] = {}
+    if args.no_cache:
+        options["cache_dir"] = False
+    elif args.cache_dir is not None:
+        options["cache_dir"] = args.cache_dir
+    if args.cache_size is not None:
+        options["cache_max_bytes"] = args.cache_size
+    return options
+
+
 async def _with_vault(ctx: _Ctx, password: bytes, run: Callable[[_Ctx, Vault], Awaitable[int]]) -> int:
-    async with tiervault.open(_repository(ctx.args), password=password) as vault:
+    async with tiervault.open(_repository(ctx.args), password=password, **_cache_options(ctx.args)) as vault:
         return await run(ctx, vault)
 
 
@@ -712,6 +825,7 @@ def _dispatch(ctx: _Ctx) -> int:
     """Gather the passwords (blocking: files, prompts), then run the command on an event loop."""
     a = ctx.args
     _repository(a)  # fail before any prompt
+    _cache_options(a)
     if a.command == "restore":
         a.target = os.path.abspath(a.target)
     if a.command == "init":
@@ -727,6 +841,9 @@ def _dispatch(ctx: _Ctx) -> int:
             run = _key_add(_new_password(a))
         else:
             run = _key_passwd(_new_password(a))
+    elif a.command == "cache":
+        password = _password(a)
+        run = _CACHE_COMMANDS[a.cache_command]
     else:
         password = _password(a)
         run = _VAULT_COMMANDS[a.command]

@@ -65,6 +65,12 @@ class RestoreStats:
     read_requests: int = 0
     files_verified: int = 0
     duration_s: float = 0.0
+    # read requests and bytes served per tier during the restore (metadata included): the local disk
+    # tier, and the repository's store; set by ``Vault.restore``
+    cache_hits: int = 0
+    cache_bytes: int = 0
+    remote_reads: int = 0
+    remote_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}

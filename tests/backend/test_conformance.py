@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 from tests.support import FakeClock
+from tests.support.azurite import Azurite, unique_container_name
 from tests.support.memory import FaultyBackend, MemoryBackend
 
 import tiervault.backend.local as local_mod
+from tiervault.backend.azure import AzureBackend
 from tiervault.backend.base import Backend, Lease, ObjectInfo, RehydratePriority, Tier
 from tiervault.backend.local import LocalBackend, LocalLease, _translate
 from tiervault.errors import (
@@ -41,11 +43,13 @@ from tiervault.errors import (
 
 @dataclass(frozen=True)
 class BackendEnv:
-    """What a factory may use: a private scratch directory, the test's fake clock, options."""
+    """What a factory may use: a private scratch directory, the test's fake clock, options, and the
+    session's Azurite (only for the backends in ``AZURITE_BACKENDS``)."""
 
     scratch: Path
     clock: FakeClock
     rehydrate_seconds: float = 0.0
+    azurite: Azurite | None = None
 
 
 BackendFactory = Callable[[BackendEnv], AbstractAsyncContextManager[Backend]]
@@ -72,9 +76,61 @@ async def _faulty(env: BackendEnv) -> AsyncIterator[Backend]:
         yield b
 
 
-BACKENDS: dict[str, BackendFactory] = {"local": _local, "memory": _memory, "faulty": _faulty}
+#: what the "azurite-prefix" store holds outside its prefix: it must stay invisible and untouched
+DECOYS = ("some/prefix", "some/prefixed/x", "some/other/prefix/x", "outside")
+
+
+@asynccontextmanager
+async def _azurite_store(env: BackendEnv, prefix: str) -> AsyncIterator[Backend]:
+    """An ``AzureBackend`` on a fresh container of the session's Azurite, built from its address.
+
+    No SDK retries (``retry_total=0``, as ``tests/support/azurite.py`` advises): a failure shows at
+    once. Azurite rehydrates instantly, which is what ``rehydrate_seconds=0`` asks for; its clock is
+    real, so the tests that move time skip it (``REAL_TIME_BACKENDS``), and ``tests/azure`` checks
+    leases on real time. With a ``prefix``, blobs outside it (``DECOYS``) must stay out of sight.
+    """
+    assert env.azurite is not None
+    if env.rehydrate_seconds:
+        pytest.skip("Azurite rehydrates instantly: a rehydration delay cannot be emulated")
+    container = unique_container_name(f"conformance-{env.scratch.name}")
+    whole_url = f"azurite://127.0.0.1:{env.azurite.port}/{container}"
+    url = f"{whole_url}/{prefix}" if prefix else whole_url
+    async with AzureBackend.from_url(url, retry_total=0) as backend:
+        assert await backend.create_container() is True
+        try:
+            if prefix:
+                async with AzureBackend.from_url(whole_url, retry_total=0) as whole:
+                    for decoy in DECOYS:
+                        assert await whole.put_if_absent(decoy, decoy.encode())
+            yield backend
+            if prefix:
+                async with AzureBackend.from_url(whole_url, retry_total=0) as whole:
+                    for decoy in DECOYS:  # nothing done through the prefix reached them
+                        assert await whole.get(decoy) == decoy.encode()
+        finally:
+            await asyncio.to_thread(env.azurite.delete_container, container)
+
+
+def _azurite(env: BackendEnv) -> AbstractAsyncContextManager[Backend]:
+    return _azurite_store(env, "")
+
+
+def _azurite_prefix(env: BackendEnv) -> AbstractAsyncContextManager[Backend]:
+    """The same under ``some/prefix/`` (``azurite://HOST:PORT/CONTAINER/some/prefix``)."""
+    return _azurite_store(env, "some/prefix")
+
+
+BACKENDS: dict[str, BackendFactory] = {
+    "local": _local,
+    "memory": _memory,
+    "faulty": _faulty,
+    "azurite": _azurite,
+    "azurite-prefix": _azurite_prefix,
+}
 #: Backends whose time cannot be faked (a real service): clock-driven tests skip them.
-REAL_TIME_BACKENDS: set[str] = set()
+REAL_TIME_BACKENDS: set[str] = {"azurite", "azurite-prefix"}
+#: Backends that need the session's Azurite (``tests/conftest.py``): started only when one runs.
+AZURITE_BACKENDS: set[str] = {"azurite", "azurite-prefix"}
 
 MakeBackend = Callable[..., Awaitable[Backend]]
 
@@ -86,9 +142,10 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def make_backend(
-    backend_kind: str, tmp_path: Path, fake_clock: FakeClock
+    backend_kind: str, tmp_path: Path, fake_clock: FakeClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[MakeBackend]:
     """``await make_backend(rehydrate_seconds=...)``: a fresh, empty store of the current kind."""
+    azurite = request.getfixturevalue("azurite") if backend_kind in AZURITE_BACKENDS else None
     counter = 0
     async with AsyncExitStack() as stack:
 
@@ -97,7 +154,7 @@ async def make_backend(
             counter += 1
             scratch = tmp_path / f"b{counter}"
             scratch.mkdir()
-            env = BackendEnv(scratch, fake_clock, rehydrate_seconds)
+            env = BackendEnv(scratch, fake_clock, rehydrate_seconds, azurite)
             return await stack.enter_async_context(BACKENDS[backend_kind](env))
 
         yield make
@@ -124,6 +181,8 @@ async def read_stream(backend: Backend, name: str, **kwargs: int | None) -> list
     return [block async for block in backend.open_read(name, **kwargs)]  # type: ignore[arg-type]
 
 
+#: a lease duration every backend accepts (Azure's leases last 15 to 60 s)
+LEASE = 15.0
 DATA = bytes(range(256)) * 40 + b"tail"  # 10 244 bytes, every offset distinguishable enough
 
 # -------------------------------------------------------------------------------- the contract
@@ -274,7 +333,7 @@ async def test_list_by_prefix(backend: Backend, prefix: str, expected: set[str])
         assert not info.rehydrating
 
 
-async def test_list_reports_tiers_and_hides_backend_metadata(backend: Backend, clock: FakeClock) -> None:
+async def test_list_reports_tiers_and_hides_backend_metadata(backend: Backend) -> None:
     for name in ("a/hot", "a/cool", "a/arch", "lock"):
         await backend.put_if_absent(name, b"x")
     await backend.set_tier("a/cool", Tier.COOL)
@@ -339,6 +398,51 @@ async def test_a_directory_like_prefix_is_not_an_object(backend: Backend) -> Non
             await backend.stat(name)
         await backend.delete(name)
     assert await backend.get("data/ab/ab1") == b"x"
+
+
+async def test_delete_many(backend: Backend) -> None:
+    for i in range(5):
+        await backend.put_if_absent(f"data/{i:02x}/p", b"%d" % i)
+    await backend.set_tier("data/03/p", Tier.ARCHIVE)  # archived objects are deleted too
+    await backend.delete_many(["data/00/p", "data/03/p", "data/04/p", "never/existed", "data/00/p"])
+    assert await names(backend) == {"data/01/p", "data/02/p"}
+    await backend.delete_many([])
+    await backend.delete_many(["data/01/p", "data/02/p"])
+    assert await names(backend) == set()
+
+
+async def test_set_tier_many(backend: Backend) -> None:
+    for i in range(5):
+        await backend.put_if_absent(f"data/{i:02x}/p", b"%d" % i)
+    await backend.set_tier_many(["data/00/p", "data/01/p", "data/02/p"], Tier.COOL)
+    await backend.set_tier_many(["data/01/p", "data/03/p"], Tier.ARCHIVE)
+    await backend.set_tier_many([], Tier.COLD)
+    tiers = {i.name: i.tier async for i in backend.list()}
+    assert tiers == {
+        "data/00/p": Tier.COOL,
+        "data/01/p": Tier.ARCHIVE,
+        "data/02/p": Tier.COOL,
+        "data/03/p": Tier.ARCHIVE,
+        "data/04/p": Tier.HOT,
+    }
+    with pytest.raises(ObjectArchivedError):
+        await backend.get("data/03/p")
+    assert await backend.get("data/02/p") == b"2"
+
+
+async def test_set_tier_many_of_a_missing_object(backend: Backend) -> None:
+    await backend.put_if_absent("data/p", b"p")
+    with pytest.raises(ObjectNotFoundError, match="missing"):
+        await backend.set_tier_many(["missing"], Tier.COOL)
+    assert (await backend.stat("data/p")).tier is Tier.HOT
+
+
+@pytest.mark.parametrize("name", ["", "/abs", "a/../b", ".tv-tiers/x", "data/.tmp-1"])
+async def test_batches_reject_bad_names(backend: Backend, name: str) -> None:
+    with pytest.raises(UsageError):
+        await backend.delete_many([name, "data/p"])
+    with pytest.raises(UsageError):
+        await backend.set_tier_many([name, "data/p"], Tier.COOL)
 
 
 # ------------------------------------------------------------------------------------- tiers
@@ -437,7 +541,7 @@ async def test_lease_is_exclusive(backend: Backend) -> None:
 
 async def test_lease_on_existing_object_keeps_its_content(backend: Backend) -> None:
     await backend.put_if_absent("locks/x", b"payload")
-    lease = await backend.acquire_lease("locks/x", duration=5)
+    lease = await backend.acquire_lease("locks/x", duration=LEASE)
     assert await backend.get("locks/x") == b"payload"
     await lease.release()
 
@@ -449,6 +553,21 @@ async def test_concurrent_acquire_has_one_winner(backend: Backend) -> None:
     winners = [r for r in results if isinstance(r, Lease)]
     assert len(winners) == 1
     assert all(isinstance(r, LeaseHeldError) for r in results if r not in winners)
+
+
+async def test_renew_keeps_the_lease_and_release_frees_it(backend: Backend) -> None:
+    """What real time allows without waiting for a lease to lapse (``tests/azure`` waits once)."""
+    lease = await backend.acquire_lease("locks/prune", duration=LEASE)
+    await lease.renew()
+    await lease.renew()
+    with pytest.raises(LeaseHeldError):
+        await backend.acquire_lease("locks/prune", duration=LEASE)
+    await lease.release()
+    with pytest.raises(LeaseHeldError):
+        await lease.renew()
+    again = await backend.acquire_lease("locks/prune", duration=LEASE)
+    await again.renew()
+    await again.release()
 
 
 async def test_lease_renew_extends_it(backend: Backend, clock: FakeClock) -> None:
@@ -490,15 +609,15 @@ async def test_expired_but_untaken_lease_can_still_be_renewed(backend: Backend, 
 
 
 async def test_release_is_idempotent_and_final(backend: Backend) -> None:
-    lease = await backend.acquire_lease("locks/prune", duration=10)
+    lease = await backend.acquire_lease("locks/prune", duration=LEASE)
     await lease.release()
     await lease.release()
     with pytest.raises(LeaseHeldError):
         await lease.renew()
-    again = await backend.acquire_lease("locks/prune", duration=10)
+    again = await backend.acquire_lease("locks/prune", duration=LEASE)
     await lease.release()  # an old handle does not release the new lease
     with pytest.raises(LeaseHeldError):
-        await backend.acquire_lease("locks/prune", duration=10)
+        await backend.acquire_lease("locks/prune", duration=LEASE)
     await again.release()
 
 
@@ -538,7 +657,7 @@ async def test_bad_names_are_rejected_everywhere(backend: Backend, name: str) ->
         lambda: backend.delete(name),
         lambda: backend.set_tier(name, Tier.COOL),
         lambda: backend.rehydrate(name),
-        lambda: backend.acquire_lease(name, duration=5),
+        lambda: backend.acquire_lease(name, duration=LEASE),
     ]
     for call in calls:
         with pytest.raises(UsageError):

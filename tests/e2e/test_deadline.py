@@ -73,6 +73,6 @@ async def test_deadline_validation(vault: tiervault.Vault, tmp_path: Path) -> No
     with pytest.raises(tiervault.UsageError):
         await vault.snapshot("src", deadline=0)
     with pytest.raises(tiervault.UsageError):
-        await vault.snapshot("src", deadline=datetime.now() + timedelta(minutes=1))  # naive  # noqa: DTZ005
+        await vault.snapshot("src", deadline=datetime.now() + timedelta(minutes=1))  # naive
     ok = await vault.snapshot("src", deadline=datetime.now().astimezone() + timedelta(minutes=5))
     assert not ok.incomplete

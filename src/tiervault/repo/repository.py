@@ -171,7 +171,8 @@ class Repository:
         try:
             config_bytes = await backend.get(CONFIG_NAME)
         except ObjectNotFoundError as exc:
-            raise RepositoryNotFoundError(f"no tiervault repository at {backend.location}") from exc
+            why = f" ({exc})" if "container" in str(exc) else ""
+            raise RepositoryNotFoundError(f"no tiervault repository at {backend.location}{why}") from exc
         try:
             config = decode_config(config_bytes)
         except FormatError as exc:
