@@ -88,6 +88,7 @@ class ExitCode(enum.IntEnum):
     ERROR = 1  # any other tiervault or backend error, or an unexpected one
     USAGE = 2  # bad arguments, an unknown item/point/path, a missing source path
     PARTIAL = 3  # the work completed, but some files could not be read (snapshot) or written (restore)
+    INCOMPLETE = 4  # the --deadline ran out first: an incomplete point was saved; run again to resume
     REPOSITORY_NOT_FOUND = 10
     WRONG_PASSWORD = 11
     INTEGRITY = 12  # damaged objects, including ``check`` finding problems
@@ -145,7 +146,8 @@ def _add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> N
         "--repo",
         metavar="URL",
         default=default(None),
-        help=f"repository path or file:// URL (default: ${ENV_REPOSITORY})",
+        help=f"repository: a path, file:///path, az://ACCOUNT/CONTAINER[/PREFIX] or "
+        f"azurite://HOST:PORT/CONTAINER (default: ${ENV_REPOSITORY})",
     )
     g.add_argument(
         "--password-file",
@@ -263,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("item", metavar="ITEM")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag the point (repeatable)")
     p.add_argument("--force-rehash", action="store_true", help="read every file, even unchanged ones")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="stop in time to save an incomplete point before SECONDS have passed (exit 4); "
+        "the next snapshot of the item resumes from it",
+    )
 
     p = command("points", "list recovery points, oldest first")
     p.add_argument("--item", metavar="I", default=None, help="only points of this item")
@@ -552,7 +561,9 @@ async def _snapshot(ctx: _Ctx, vault: Vault) -> int:
     a = ctx.args
     counters = tiervault.Progress()
     async with _progress(ctx, f"snapshot {a.item}", counters):
-        result = await vault.snapshot(a.item, tags=a.tag, force_rehash=a.force_rehash, progress=counters)
+        result = await vault.snapshot(
+            a.item, tags=a.tag, force_rehash=a.force_rehash, progress=counters, deadline=a.deadline
+        )
     s, point = result.stats, result.point
     if ctx.json:
         ctx.emit(
@@ -561,12 +572,14 @@ async def _snapshot(ctx: _Ctx, vault: Vault) -> int:
                 "stats": s.to_json(),
                 "errors": list(result.errors),
                 "partial": result.partial,
+                "incomplete": result.incomplete,
             }
         )
     else:
         ctx.out.print(
             f"recovery point {point.short_id} of item {point.item!r} saved"
-            + (" (PARTIAL)" if result.partial else ""),
+            + (" (PARTIAL)" if result.partial else "")
+            + (" (INCOMPLETE: the deadline ran out; run again to resume)" if result.incomplete else ""),
             soft_wrap=True,
         )
         ctx.out.print(
@@ -580,6 +593,8 @@ async def _snapshot(ctx: _Ctx, vault: Vault) -> int:
         if result.errors:
             ctx.out.print(f"{_count(len(result.errors), 'entry', 'entries')} could not be backed up:")
             ctx.out.print(_errors_table(result.errors))
+    if result.incomplete:
+        return ExitCode.INCOMPLETE
     return ExitCode.PARTIAL if result.partial else ExitCode.OK
 
 
