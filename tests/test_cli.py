@@ -262,7 +262,7 @@ def test_exit_code_table() -> None:
     assert exit_code_for(tiervault.UnsupportedFormatError("x")) == 13
     assert exit_code_for(KeyboardInterrupt()) == 130
     assert exit_code_for(ValueError("x")) == 1
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 10, 11, 12, 13, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 10, 11, 12, 13, 130]
 
 
 def one_error_line(res: Result) -> str:

@@ -151,13 +151,20 @@ class SnapshotResult:
 class RestoreResult:
     stats: RestoreStats
     errors: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    #: the deadline came first: run the same restore into the same target again to finish it
+    incomplete: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "stats": self.stats.to_json(), "errors": list(self.errors)}
+        return {
+            "ok": self.ok,
+            "incomplete": self.incomplete,
+            "stats": self.stats.to_json(),
+            "errors": list(self.errors),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,17 +562,30 @@ class Vault:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         verify: bool = False,
+        deadline: float | datetime | None = None,
     ) -> RestoreResult:
         """Rebuild a recovery point (or the selected part of it) under ``target``.
 
         ``paths`` are paths inside the point; ``include``/``exclude`` are glob patterns matched
         against each path and its components. Files already identical in ``target`` are left
         alone; others are replaced atomically. ``verify`` re-reads every restored file.
+
+        ``deadline`` (seconds from now, or an aware datetime): before it, no new read starts; files
+        finished by then are complete, and the result is ``incomplete``. The same restore into the
+        same target resumes: complete files are recognised by their content and skipped.
         """
+        stop_at = _stop_time(deadline)
         before = self._cache.stats() if self._cache is not None else None
         rec = await self._record(point)
         restorer = Restorer(
-            self._repo, rec, target, paths=paths, include=include, exclude=exclude, verify=verify
+            self._repo,
+            rec,
+            target,
+            paths=paths,
+            include=include,
+            exclude=exclude,
+            verify=verify,
+            stop_at=stop_at,
         )
         stats, errors = await restorer.run()
         if self._cache is not None and before is not None:
@@ -575,7 +595,7 @@ class Vault:
             stats.remote_reads, stats.remote_bytes = served.remote_reads, served.remote_bytes
         else:
             stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
-        return RestoreResult(stats, tuple(errors))
+        return RestoreResult(stats, tuple(errors), restorer.incomplete)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude", action="append", default=[], metavar="G", help="skip paths matching this glob"
     )
     p.add_argument("--verify", action="store_true", help="read back and check every restored file")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="start no new read after SECONDS (exit 4); the same restore into the same target resumes",
+    )
 
     p = command("check", "verify the repository's structure and metadata")
     p.add_argument("--read-data", action="store_true", help="also read and authenticate every data pack")
@@ -652,6 +658,7 @@ async def _restore(ctx: _Ctx, vault: Vault) -> int:
             include=a.include or None,
             exclude=a.exclude or None,
             verify=a.verify,
+            deadline=a.deadline,
         )
     s = result.stats
     if ctx.json:
@@ -660,11 +667,14 @@ async def _restore(ctx: _Ctx, vault: Vault) -> int:
                 "point": point.id,
                 "target": a.target,
                 "ok": result.ok,
+                "incomplete": result.incomplete,
                 "stats": s.to_json(),
                 "errors": list(result.errors),
             }
         )
     else:
+        if result.incomplete:
+            ctx.out.print("INCOMPLETE: the deadline came first; run the same restore again to finish it")
         verified = f", {s.files_verified:,} verified" if a.verify else ""
         ctx.out.print(
             f"restored recovery point {point.short_id} to {_text(a.target)}\n"
@@ -680,7 +690,9 @@ async def _restore(ctx: _Ctx, vault: Vault) -> int:
         if result.errors:
             ctx.out.print(f"{_count(len(result.errors), 'entry', 'entries')} could not be restored:")
             ctx.out.print(_errors_table(result.errors))
-    return ExitCode.OK if result.ok else ExitCode.PARTIAL
+    if not result.ok:
+        return ExitCode.PARTIAL
+    return ExitCode.INCOMPLETE if result.incomplete else ExitCode.OK
 
 
 async def _check(ctx: _Ctx, vault: Vault) -> int:

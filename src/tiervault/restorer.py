@@ -134,6 +134,7 @@ class Restorer:
         exclude: Sequence[str] | None = None,
         verify: bool = False,
         concurrency: int = 4,
+        stop_at: float | None = None,
     ) -> None:
         self.repo, self.snapshot = repo, snapshot
         self.target = os.fsencode(os.path.abspath(os.fspath(target)))
@@ -142,6 +143,9 @@ class Restorer:
         self.exclude = list(exclude or [])
         self.verify = verify
         self.concurrency = max(1, concurrency)
+        #: ``time.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
+        self.stop_at = stop_at
+        self.incomplete = False
         self.stats = RestoreStats()
         self.errors: list[dict[str, str]] = []
         self._whole = self.paths is None and not self.include and not self.exclude
@@ -332,6 +336,23 @@ class Restorer:
             for e in run
         )
 
+    def _deadline_passed(self) -> bool:
+        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            self.incomplete = True
+        return self.incomplete
+
+    def _leave_unfinished(self, f: _File) -> None:
+        """A file the deadline cut short: a temporary sibling is removed (the old file stays); a new
+        file written in place stays as it is, and the next restore into the same target rewrites it
+        (it does not hash to the point's content)."""
+        if f.temp is not None and f.temp != f.dest:
+            self._discard(f)
+        elif f.fd >= 0:
+            os.close(f.fd)
+            f.fd = -1
+            with self._open_lock:
+                self._open_files -= 1
+
     def _discard_all(self, plan: _Plan) -> None:
         for f in plan.files:
             if not f.done:
@@ -381,7 +402,12 @@ class Restorer:
         without data (empty, or nothing but holes)."""
         if f.failed or f.done:
             return
+        if f.write and f.remaining:  # the deadline came first: left for the next run
+            self._leave_unfinished(f)
+            return
         if f.link_to is not None:
+            if not f.link_to.done and self.incomplete:
+                return
             if not f.link_to.done:
                 raise OSError(errno.ENOENT, "the first name of this hard link was not restored")
             if os.path.lexists(f.dest) and os.path.samestat(os.lstat(f.dest), os.lstat(f.link_to.dest)):
@@ -520,6 +546,8 @@ class Restorer:
             async with sem:
                 self.stats.packs_read += 1
                 for run in _coalesce(entries):
+                    if self._deadline_passed():
+                        return  # the rest is for the next run, into the same target
                     start = run[0].offset
                     end = run[-1].offset + run[-1].length
                     data = await self.repo.backend.get(pack.name, offset=start, length=end - start)
@@ -580,7 +608,7 @@ class Restorer:
         try:
             async with asyncio.TaskGroup() as tg:
                 for f in plan.files:
-                    if os.fsdecode(f.rel) not in failed:
+                    if os.fsdecode(f.rel) not in failed and not (f.write and f.remaining):
                         tg.create_task(one(f))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
