@@ -481,6 +481,9 @@ class Vault:
             program=f"tiervault {__version__}",
         )
         await self._repo.save_snapshot(rec)
+        if self._cache is not None and self._cache.enabled and not rec.incomplete:
+            # the disk tier keeps what the newest point of each item needs, while its bound allows
+            await self._cache.protect(it.name, await self._repo.pack_names_of(outcome.tree))
         return SnapshotResult(RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors))
 
     async def _parent(self, it: Item) -> SnapshotRecord | None:

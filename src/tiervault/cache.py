@@ -41,7 +41,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -290,6 +290,8 @@ class CacheBackend:
         self._last_touch = 0
         self._counts: dict[str, int] = dict.fromkeys(CacheCounters.__slots__, 0)
         self._sem = asyncio.Semaphore(IO_THREADS)
+        #: data packs the newest point of each item needs: evicted only after every other data pack
+        self._protected: dict[str, frozenset[str]] = {}
 
     def __repr__(self) -> str:
         return f"CacheBackend({self.inner!r}, {self._root or None!r})"
@@ -582,7 +584,10 @@ class CacheBackend:
         used += sum(e.size for e in entries)
         with self._lock:
             goal -= self._pending  # room promised to writes in progress
-        candidates = sorted((e for e in entries if e.data), key=lambda e: e.atime_ns)
+        with self._lock:
+            protected = frozenset().union(*self._protected.values())
+        # least recently used first; the newest points' packs only when nothing else is left
+        candidates = sorted((e for e in entries if e.data), key=lambda e: (e.name in protected, e.atime_ns))
         if metadata_too:
             candidates += sorted((e for e in entries if not e.data), key=lambda e: e.atime_ns)
         removed = freed = 0
@@ -669,6 +674,25 @@ class CacheBackend:
                 return await asyncio.to_thread(fn)
         except OSError as exc:
             raise BackendError(f"cannot {what} the disk cache {self._root}: {exc.strerror or exc}") from exc
+
+    async def protect(self, item: str, names: Iterable[str]) -> None:
+        """Record the data packs the newest point of ``item`` needs (replacing that item's previous
+        set): eviction takes them last, while the bound allows. They are also marked as used now,
+        so other processes sharing the directory see them as recent."""
+        wanted = frozenset(n for n in names if is_data(n))
+        with self._lock:
+            self._protected[item] = wanted
+        if not self.enabled or not wanted:
+            return
+
+        def touch() -> None:
+            for name in wanted:
+                try:
+                    self._touch(self._path(name), os.stat(self._path(name)).st_mtime_ns)
+                except FileNotFoundError:
+                    continue
+
+        await self._io(touch)
 
     async def usage(self) -> CacheUsage:
         """What this repository's cache folder holds now (nothing if the tier is off)."""

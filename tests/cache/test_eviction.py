@@ -63,6 +63,39 @@ async def test_least_recently_used_data_goes_first(store: LocalBackend, tmp_path
     assert cache.stats().evicted == 2
 
 
+async def test_the_newest_points_packs_are_evicted_last(store: LocalBackend, tmp_path: Path) -> None:
+    """Packs the newest point of an item needs are kept while the bound allows, even when they are
+    the least recently used (a new point that reuses old packs by dedup)."""
+    cache = make_cache(store, tmp_path, 350 * KiB)
+    a, b, c, d = (obj("data", 100 * KiB, 10 + i) for i in range(4))
+    for name, data in (a, b, c):
+        await cache.put_if_absent(name, data)
+    await cache.protect("app", [a[0], "meta/00/" + "0" * 64])  # metadata names are ignored
+    await cache.get(b[0], offset=0, length=1)
+    await cache.get(c[0], offset=0, length=1)
+    await cache.put_if_absent(*d)
+    assert set(entries(cache)) == {a[0], c[0], d[0]}  # b went, not a (older, but protected)
+    await cache.protect("app", [d[0]])  # a newer point of the same item replaces the set
+    e = obj("data", 100 * KiB, 20)
+    await cache.put_if_absent(*e)
+    assert a[0] not in entries(cache) and d[0] in entries(cache)
+
+
+async def test_a_snapshot_protects_what_its_point_needs(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    random_tree(src, files=6, size=3 * MiB, seed=5)
+    async with init_vault(tmp_path / "repo", tmp_path / "cache") as vault:
+        await vault.protect(src, name="src")
+        result = await vault.snapshot("src")
+        cache = vault._cache
+        assert cache is not None
+        packs = await vault._repo.pack_names_of(
+            bytes.fromhex((await vault._repo.load_snapshot(result.point.id)).tree)
+        )
+        assert packs and cache._protected["src"] == frozenset(packs)
+        assert packs == {n for n in stored(tmp_path / "repo") if n.startswith("data/")}
+
+
 async def test_metadata_is_evicted_only_when_no_data_is_left(store: LocalBackend, tmp_path: Path) -> None:
     cache = make_cache(store, tmp_path, 350 * KiB)
     m1, m2 = obj("meta", 100 * KiB, 10), obj("index", 100 * KiB, 11)
