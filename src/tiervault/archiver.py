@@ -270,7 +270,7 @@ class FolderArchiver:
         parent_tree: bytes | None = None,
         force_rehash: bool = False,
         workers: int | None = None,
-        max_inflight: int = 4,
+        max_inflight: int = 2,
         progress: Progress | None = None,
         stop_at: float | None = None,
     ) -> None:
@@ -292,7 +292,7 @@ class FolderArchiver:
         self._ready: collections.deque[_PendingDir] = collections.deque()
         self._claims: set[bytes] = set()
         self._batch = _Job()
-        self._budget = _Budget(max(64 << 20, 4 * repo.chunker_params.max_size))
+        self._budget = _Budget(max(32 << 20, 4 * repo.chunker_params.max_size))
         self._meta = _Sink(repo, self._uploads, PackKind.META, self.stats, self._stats_lock, self._claims)
 
     # ---------------------------------------------------------------- helpers
