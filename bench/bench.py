@@ -8,6 +8,7 @@ and peak RSS of the child). See bench/README.md for what is measured and how to 
     python bench/bench.py                         # scale 1, tree+large, 3 runs, tiervault and restic
     python bench/bench.py --smoke --json out.json # seconds: tiny corpus, tiervault only, 1 run (CI)
     python3 -m nox -s bench -- --runs 1           # the same in the nox session's own venv
+    python bench/bench.py --limits                # raw limits: MB/s of each pipeline stage (bench/limits.py)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SHARED_MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 TV_STEP = BENCH_DIR / "tv_step.py"
 MEASURE = BENCH_DIR / "measure.py"
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
+DEFAULT_LIMITS_JSON = BENCH_DIR / "results" / "limits.json"
 
 SYSTEMS = ("tiervault", "restic")
 STEPS = ("init", "initial", "mutated", "no-change", "restore")
@@ -684,11 +686,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--systems", default="tiervault,restic", help="comma list (default tiervault,restic)")
     ap.add_argument("--smoke", action="store_true", help=f"CI: scale {SMOKE_SCALE}, tiervault only, 1 run")
-    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"raw results (default {DEFAULT_JSON})")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help=f"raw results (default {DEFAULT_JSON}; with --limits {DEFAULT_LIMITS_JSON})",
+    )
+    ap.add_argument(
+        "--limits",
+        action="store_true",
+        help="measure only the raw limits: MB/s of each pipeline stage on 1 and 2 threads (bench/limits.py)",
+    )
+    ap.add_argument(
+        "--source",
+        type=Path,
+        metavar="DIR",
+        help="with --limits: sample the files under DIR instead of the generated buffer",
+    )
     ap.add_argument(
         "--report", type=Path, metavar="JSON", help="only print the tables of an earlier run's JSON"
     )
     a = ap.parse_args(argv)
+    if a.json is None:
+        a.json = DEFAULT_LIMITS_JSON if a.limits else DEFAULT_JSON
+    if a.source is not None and not a.limits:
+        ap.error("--source goes with --limits")
     if a.smoke:
         a.scale, a.systems, a.runs, a.big_file_gib = SMOKE_SCALE, "tiervault", 1, None
     a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
@@ -705,11 +726,34 @@ def make_console() -> Console:
     return probe if probe.is_terminal else Console(width=130)
 
 
+def run_limits(a: argparse.Namespace, console: Console) -> int:
+    """``--limits``: the raw limits of this machine (bench/limits.py): a table, ``"limits"`` in the JSON."""
+    import limits  # bench/ is sys.path[0] when this file runs as a script
+
+    info = machine_info(shutil.which("restic"))
+    console.print(
+        f"tiervault bench --limits: {info.get('cores')} cores, {info.get('ram_gib')} GiB RAM, "
+        f"Python {info['python']}, tiervault {info.get('tiervault')}"
+    )
+    result: dict[str, Any] = {"schema": 1, "machine": info, "config": {"smoke": a.smoke, "source": None}}
+    if a.source is not None:
+        result["config"]["source"] = str(a.source)
+    result["limits"] = limits.run_limits(console, smoke=a.smoke, source=a.source)
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(result, indent=2) + "\n")
+    console.print()
+    console.print(limits.limits_table(result["limits"]))
+    console.print(f"raw figures: {a.json}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     console = make_console()
     if a.report:
         return report(a.report, console)
+    if a.limits:
+        return run_limits(a, console)
     restic = shutil.which("restic")
     missing: list[str] = []
     if "restic" in a.systems and restic is None:

@@ -44,3 +44,31 @@ def test_bench_smoke(tmp_path: Path) -> None:
     stats = run["systems"]["tiervault"]["initial"]["details"]["stats"]
     assert stats["bytes_total"] == run["corpus_bytes_initial"]
     assert run["systems"]["tiervault"]["no-change"]["details"]["stats"]["bytes_read"] == 0
+
+
+LIMIT_STAGES = ("read", "chunk", "hash", "compress", "encrypt", "pack")
+
+
+def test_bench_limits_smoke(tmp_path: Path) -> None:
+    """``--limits --smoke``: a 16 MiB buffer, no Azurite; every CPU stage gets positive figures."""
+    out = tmp_path / "limits.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--limits", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    limits = json.loads(out.read_text())["limits"]
+    assert limits["buffer_bytes"] == 16 << 20
+    stages = limits["stages"]
+    for stage in LIMIT_STAGES:
+        fig = stages[stage]
+        assert fig["mb_s_1"] > 0, stage
+        assert fig["mb_s_2"] > 0, stage
+        assert fig["scaling"] > 0, stage
+        assert fig["bytes"] > 0, stage
+    assert "skipped" in stages["upload"]  # no Azurite in the smoke path
+    assert "raw limits" in proc.stdout
