@@ -44,10 +44,13 @@ class Index:
         self._chunks: dict[bytes, tuple[str, PackEntry]] = {}
 
     def add_record(self, rec: PackRecord) -> None:
+        pid = rec.pack_id
+        new = {e[0]: (pid, e) for e in rec.entries}
         with self._lock:
-            self._packs.setdefault(rec.pack_id, PackInfo(rec.pack_id, rec.kind, rec.salt))
-            for e in rec.entries:
-                self._chunks.setdefault(e.id, (rec.pack_id, e))
+            self._packs.setdefault(pid, PackInfo(pid, rec.kind, rec.salt))
+            for cid in new.keys() & self._chunks.keys():
+                del new[cid]  # the first location of a chunk stays
+            self._chunks.update(new)
 
     def __contains__(self, cid: bytes) -> bool:
         return cid in self._chunks

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import mmap
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tiervault.core import compress as _compress
 from tiervault.core.crypto import ID_SIZE, SALT_SIZE, TAG_SIZE, UnitCipher
@@ -47,8 +47,9 @@ class PackKind(enum.IntEnum):
         return "data" if self is PackKind.DATA else "meta"
 
 
-@dataclass(frozen=True, slots=True)
-class PackEntry:
+class PackEntry(NamedTuple):
+    """One blob of a pack. A named tuple, so that index files decode without a Python call per entry."""
+
     id: bytes
     offset: int
     length: int
