@@ -24,6 +24,7 @@ import asyncio
 import collections
 import concurrent.futures as cf
 import logging
+import operator
 import os
 import threading
 import time
@@ -33,11 +34,19 @@ from typing import Any
 
 from tiervault.core.chunker import Chunker
 from tiervault.core.crypto import chunk_id
+from tiervault.core.format import FormatError
 from tiervault.core.format.pack import PackKind, PackWriter
-from tiervault.core.format.tree import ContentItem, Node, encode_tree, node_to_json
+from tiervault.core.format.tree import (
+    ContentItem,
+    content_to_json,
+    decode_tree_json,
+    encode_tree_json,
+    json_name,
+    node_to_json,
+)
 from tiervault.errors import TiervaultError, UsageError
 from tiervault.repo.repository import Repository
-from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_node
+from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json, stat_node
 
 log = logging.getLogger("tiervault.archiver")
 
@@ -226,7 +235,8 @@ class _Group:
 class _Job:
     """Files read by one reader-pool task: one large file, or a batch of small ones."""
 
-    files: list[tuple[bytes, Node]] = field(default_factory=list)
+    #: (path, inode, device): a file replaced between the walk and the read is not read
+    files: list[tuple[bytes, int, int]] = field(default_factory=list)
     nbytes: int = 0
     future: cf.Future[list[_FileResult]] | None = None
 
@@ -234,19 +244,27 @@ class _Job:
         return self.future is not None and self.future.done()
 
 
+_Obj = dict[str, Any]  # a node as its tree JSON object (core/format/tree.py)
+_by_name = operator.itemgetter(0)
+
+
 @dataclass(slots=True)
 class _PendingDir:
+    """A directory being backed up. Its entries are kept as (raw name, tree JSON object): an
+    unchanged directory is then recognised by comparing its objects with the parent tree's, and
+    a changed one is encoded as is, with no ``Node`` built per entry."""
+
     path: bytes
     #: the same directory in the parent point, to reuse its tree when nothing changed
     parent_tree: bytes | None = None
-    parent_nodes: list[Node] | None = None
-    nodes: list[Node] = field(default_factory=list)
-    jobs: list[tuple[Node, _Job, int]] = field(default_factory=list)
-    subdirs: list[tuple[Node, _PendingDir]] = field(default_factory=list)
+    parent_nodes: list[_Obj] | None = None
+    nodes: list[tuple[bytes, _Obj]] = field(default_factory=list)
+    jobs: list[tuple[bytes, _Obj, _Job, int]] = field(default_factory=list)
+    subdirs: list[tuple[bytes, _Obj, _PendingDir]] = field(default_factory=list)
     tree_id: bytes | None = None
 
     def ready(self) -> bool:
-        return all(job.done() for _, job, _ in self.jobs)
+        return all(job.done() for _, _, job, _ in self.jobs)
 
 
 @dataclass(slots=True)
@@ -362,11 +380,11 @@ class FolderArchiver:
         group = _Group()
         results: list[_FileResult] = []
         try:
-            for path, node in job.files:
+            for path, inode, device in job.files:
                 try:
                     if self._stopping():
                         raise _Stopped
-                    results.append(self._chunk_file(path, node, group))
+                    results.append(self._chunk_file(path, inode, device, group))
                 except (OSError, _FileError, _Stopped) as exc:
                     results.append(exc)
             self._submit_saves(group)
@@ -374,7 +392,9 @@ class FolderArchiver:
         finally:
             self._queue_slots.release()
 
-    def _chunk_file(self, path: bytes, node: Node, group: _Group) -> tuple[list[ContentItem], int]:
+    def _chunk_file(
+        self, path: bytes, inode: int, device: int, group: _Group
+    ) -> tuple[list[ContentItem], int]:
         chunker = self._chunker()
         key = self.repo.keys.chunk_id
         try:
@@ -383,7 +403,7 @@ class FolderArchiver:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # O_NOATIME needs ownership
         try:
             st = os.fstat(fd)
-            if st.st_ino != node.inode or st.st_dev != node.device:
+            if st.st_ino != inode or st.st_dev != device:
                 raise _FileError("file was replaced while being backed up")
             content: list[ContentItem] = []
             pos = 0
@@ -427,6 +447,26 @@ class FolderArchiver:
 
     # ---------------------------------------------------------------- walking (walker thread)
 
+    def _parent_entries(self, pending: _PendingDir) -> dict[bytes, _Obj]:
+        """The parent point's entries of this directory by raw name ({} when unreadable: read all)."""
+        tid = pending.parent_tree
+        if tid is None:
+            return {}
+        try:
+            data = self.repo.cached_tree_data(tid)
+            if data is None:
+                data = self._call(lambda: self.repo.load_tree_data(tid))
+            try:
+                nodes = decode_tree_json(data)
+                parent = {json_name(o): o for o in nodes}
+            except (FormatError, ValueError, TypeError) as exc:
+                raise self.repo.tree_error(tid, exc) from exc
+        except TiervaultError as exc:
+            log.warning("parent tree unreadable, reading everything below %r: %s", pending.path, exc)
+            return {}
+        pending.parent_nodes = nodes
+        return parent
+
     def _walk(self, path: bytes, parent_tree: bytes | None) -> _PendingDir:
         pending = _PendingDir(path, parent_tree)
         try:
@@ -434,77 +474,91 @@ class FolderArchiver:
         except OSError as exc:
             self._error(path, exc)
             entries = []
-        parent: dict[bytes, Node] = {}
-        if parent_tree is not None:
-            try:
-                nodes = self.repo.cached_tree(parent_tree)
-                if nodes is None:
-                    nodes = self._call(lambda: self.repo.load_tree(parent_tree))
-                pending.parent_nodes = nodes
-                parent = {n.name: n for n in nodes}
-            except TiervaultError as exc:
-                log.warning("parent tree unreadable, reading everything below %r: %s", path, exc)
+        parent = self._parent_entries(pending)
+        stats = self.stats
+        prefix = path if path.endswith(b"/") else path + b"/"
+        reused_files = reused_bytes = 0
         for name, st in entries:
             if self._stopping():
                 break  # the rest of this directory is left for the next run
-            child = os.path.join(path, name)
+            child = prefix + name
             try:
                 if isinstance(st, OSError):
                     raise st
                 old = parent.get(name)
                 # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
-                same = old is not None and old.ctime_ns == st.st_ctime_ns and old.inode == st.st_ino
-                node = stat_node(child, name, st, xattrs=not same)
-                if same and node is not None and old is not None:
-                    node.xattrs = old.xattrs
+                key = (st.st_ctime_ns, st.st_ino)
+                same = old is not None and (old.get("ctime_ns"), old.get("inode")) == key
+                obj = stat_json(child, name, st, xattrs=not same)
+                if same and obj is not None and old is not None and isinstance(old.get("xattrs"), list):
+                    obj["xattrs"] = old["xattrs"]
             except OSError as exc:
                 self._error(child, exc)  # vanished or unreadable: recorded, the rest goes on
                 continue
-            if node is None:
+            if obj is None:
                 continue
-            if node.type == "dir":
-                self.stats.dirs += 1
-                sub = self._walk(child, old.subtree if old is not None and old.type == "dir" else None)
-                pending.subdirs.append((node, sub))
-            elif node.type == "file":
-                self.stats.files += 1
-                self.stats.bytes_total += node.size
-                if self._reusable(node, old):
-                    assert old is not None
-                    node.content = list(old.content)
-                    self.stats.files_reused += 1
-                    self.stats.bytes_reused += node.size
-                    self.progress.add(1, node.size)
-                    pending.nodes.append(node)
-                elif node.size <= BATCH_FILE_MAX:
+            ntype = obj["type"]
+            if ntype == "dir":
+                stats.dirs += 1
+                was_dir = old is not None and old.get("type") == "dir"
+                sub_parent = _tree_ref(old.get("subtree")) if old is not None and was_dir else None
+                pending.subdirs.append((name, obj, self._walk(child, sub_parent)))
+            elif ntype == "file":
+                size = st.st_size
+                stats.files += 1
+                stats.bytes_total += size
+                content = self._reusable(obj, old)
+                if content is not None:
+                    obj["content"] = content
+                    reused_files += 1
+                    reused_bytes += size
+                    pending.nodes.append((name, obj))
+                elif size <= BATCH_FILE_MAX:
                     batch = self._batch
-                    pending.jobs.append((node, batch, len(batch.files)))
-                    batch.files.append((child, node))
-                    batch.nbytes += node.size
+                    pending.jobs.append((name, obj, batch, len(batch.files)))
+                    batch.files.append((child, st.st_ino, st.st_dev))
+                    batch.nbytes += size
                     if len(batch.files) >= BATCH_FILES or batch.nbytes >= BATCH_BYTES:
                         self._submit_batch()
                 else:
-                    job = _Job([(child, node)], node.size)
+                    job = _Job([(child, st.st_ino, st.st_dev)], size)
                     self._submit(job)
-                    pending.jobs.append((node, job, 0))
+                    pending.jobs.append((name, obj, job, 0))
             else:
-                self.stats.others += 1
-                pending.nodes.append(node)
+                stats.others += 1
+                pending.nodes.append((name, obj))
+        stats.files_reused += reused_files
+        stats.bytes_reused += reused_bytes
+        self.progress.add(reused_files, reused_bytes)
         self._ready.append(pending)
         self._drain(block=False)
         return pending
 
-    def _reusable(self, node: Node, old: Node | None) -> bool:
-        if self.force_rehash or old is None or old.type != "file":
-            return False
-        if (old.size, old.mtime_ns, old.ctime_ns, old.inode) != (
-            node.size,
-            node.mtime_ns,
-            node.ctime_ns,
-            node.inode,
+    def _reusable(self, obj: _Obj, old: _Obj | None) -> list[Any] | None:
+        """The parent's content list of an unchanged file whose chunks are all indexed, else None."""
+        if self.force_rehash or old is None or old.get("type") != "file":
+            return None
+        if (
+            old.get("size") != obj["size"]
+            or old.get("mtime_ns") != obj["mtime_ns"]
+            or old.get("ctime_ns") != obj["ctime_ns"]
+            or old.get("inode") != obj["inode"]
         ):
-            return False
-        return all(isinstance(c, int) or c in self.repo.index for c in old.content)
+            return None
+        content = old.get("content")
+        if not isinstance(content, list):
+            return None
+        index = self.repo.index
+        for item in content:
+            if isinstance(item, str):
+                try:
+                    if bytes.fromhex(item) not in index:
+                        return None
+                except ValueError:
+                    return None
+            elif not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                return None
+        return content
 
     def _submit(self, job: _Job) -> None:
         self._queue_slots.acquire()
@@ -522,7 +576,7 @@ class FolderArchiver:
 
     def _finalize(self, pending: _PendingDir) -> None:
         nodes = pending.nodes
-        for node, job, i in pending.jobs:
+        for name, obj, job, i in pending.jobs:
             if job.future is None:
                 self._submit_batch()  # the open batch holds files of this directory: send it now
             assert job.future is not None
@@ -530,23 +584,26 @@ class FolderArchiver:
             if isinstance(result, _Stopped):
                 continue
             if isinstance(result, BaseException):
-                self._error(os.path.join(pending.path, node.name), result)
+                self._error(os.path.join(pending.path, name), result)
                 continue
-            node.content, node.size = result
+            content, size = result
+            obj["content"] = content_to_json(content)
+            obj["size"] = size
             with self._stats_lock:
                 self.stats.files_read += 1
-                self.stats.bytes_read += node.size
+                self.stats.bytes_read += size
             self.progress.add(1, 0)
-            nodes.append(node)
-        for node, sub in pending.subdirs:
+            nodes.append((name, obj))
+        for name, obj, sub in pending.subdirs:
             assert sub.tree_id is not None, "post-order: children are finalized first"
-            node.subtree = sub.tree_id
-            nodes.append(node)
-        nodes.sort(key=lambda n: n.name)
-        if pending.parent_nodes is not None and nodes == pending.parent_nodes:
+            obj["subtree"] = sub.tree_id.hex()
+            nodes.append((name, obj))
+        nodes.sort(key=_by_name)
+        objs = [obj for _, obj in nodes]
+        if pending.parent_nodes is not None and objs == pending.parent_nodes:
             pending.tree_id = pending.parent_tree  # unchanged directory: its tree is already stored
         else:
-            data = encode_tree(nodes)
+            data = encode_tree_json(objs)
             tid = chunk_id(self.repo.tree_key, data)
             self._meta.add(tid, data)
             pending.tree_id = tid
@@ -579,3 +636,13 @@ class FolderArchiver:
         root.subtree = top.tree_id
         self.stats.duration_s = time.monotonic() - started
         return ArchiveOutcome(top.tree_id, node_to_json(root), self.stats, self.errors, self.incomplete)
+
+
+def _tree_ref(value: Any) -> bytes | None:
+    """A parent node's ``subtree`` as a tree id, or None when it is not one (then nothing is reused)."""
+    if not isinstance(value, str) or len(value) != 64:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None

@@ -21,7 +21,7 @@ from tests.support.trees import (
     filter_tree,
     snapshot_tree,
 )
-from tiervault.sources.folder import list_dir, stat_node
+from tiervault.sources.folder import list_dir, stat_json
 
 SPEC: dict[str, Entry] = {
     "keep.txt": File(b"keep me"),
@@ -102,13 +102,13 @@ async def test_file_vanishing_between_listing_and_reading(
     vanished = []
 
     def stat_then_delete(path, name, st, **kwargs):  # type: ignore[no-untyped-def]
-        node = stat_node(path, name, st, **kwargs)
+        node = stat_json(path, name, st, **kwargs)
         if name == b"bad.bin":
             os.unlink(path)  # listed and stat-ed, gone before a worker opens it
             vanished.append(path)
         return node
 
-    monkeypatch.setattr("tiervault.archiver.stat_node", stat_then_delete)
+    monkeypatch.setattr("tiervault.archiver.stat_json", stat_then_delete)
     result = await vault.snapshot("src")
     assert vanished, "the hook was never called"
     # ``expected`` holds sub's mtime from before the delete: the walker had stat-ed sub already

@@ -465,6 +465,12 @@ class Repository:
             if hit is not None:
                 self._trees.move_to_end(tid)
                 return hit
+        data = self.cached_tree_data(tid)
+        return None if data is None else self._remember_tree(tid, data)
+
+    def cached_tree_data(self, tid: bytes) -> bytes | None:
+        """A tree's authenticated plaintext without I/O, if its metadata pack is in memory (thread-safe)."""
+        with self._cache_lock:
             loc = self.index.lookup(tid)
             pack = self._meta_packs.get(loc.pack.id) if loc is not None else None
             if pack is not None:
@@ -472,19 +478,22 @@ class Repository:
         if loc is None or pack is None:
             return None
         sealed = memoryview(pack)[loc.entry.offset : loc.entry.offset + loc.entry.length]
-        return self._remember_tree(tid, self.open_pack_blob(loc.pack, loc.entry, sealed))
+        return self.open_pack_blob(loc.pack, loc.entry, sealed)
 
     def _remember_tree(self, tid: bytes, data: bytes) -> list[Node]:
         try:
             nodes = decode_tree(data)
         except FormatError as exc:
-            loc = self.index.lookup(tid)
-            raise IntegrityError(loc.pack.name if loc else "tree", f"tree {tid.hex()[:16]}: {exc}") from exc
+            raise self.tree_error(tid, exc) from exc
         with self._cache_lock:
             self._trees[tid] = nodes
             if len(self._trees) > self._tree_cache_size:
                 self._trees.popitem(last=False)
         return nodes
+
+    def tree_error(self, tid: bytes, exc: Exception) -> IntegrityError:
+        loc = self.index.lookup(tid)
+        return IntegrityError(loc.pack.name if loc else "tree", f"tree {tid.hex()[:16]}: {exc}")
 
     async def load_tree(self, tid: bytes) -> list[Node]:
         """A tree by id. Its whole metadata pack is read once, checked against its name, and kept
@@ -492,21 +501,27 @@ class Repository:
         nodes = self.cached_tree(tid)
         if nodes is not None:
             return nodes
+        return self._remember_tree(tid, await self.load_tree_data(tid))
+
+    async def load_tree_data(self, tid: bytes) -> bytes:
+        """A tree's authenticated plaintext (see ``load_tree``; nothing is decoded)."""
+        data = self.cached_tree_data(tid)
+        if data is not None:
+            return data
         loc = self.locate(tid)
         if loc.pack.kind is not PackKind.META:
-            return self._remember_tree(tid, await self.read_blob(tid))
-        data = await self.backend.get(loc.pack.name)
-        if await asyncio.to_thread(object_hash, data) != loc.pack.id:
+            return await self.read_blob(tid)
+        pack = await self.backend.get(loc.pack.name)
+        if await asyncio.to_thread(object_hash, pack) != loc.pack.id:
             raise IntegrityError(loc.pack.name, "content does not match its name (hash mismatch)")
         with self._cache_lock:
-            self._meta_packs[loc.pack.id] = data
-            self._meta_bytes += len(data)
+            self._meta_packs[loc.pack.id] = pack
+            self._meta_bytes += len(pack)
             while self._meta_bytes > META_CACHE_BYTES and len(self._meta_packs) > 1:
                 _, old = self._meta_packs.popitem(last=False)
                 self._meta_bytes -= len(old)
-        nodes = await asyncio.to_thread(self.cached_tree, tid)
-        assert nodes is not None
-        return nodes
+        sealed = memoryview(pack)[loc.entry.offset : loc.entry.offset + loc.entry.length]
+        return await asyncio.to_thread(self.open_pack_blob, loc.pack, loc.entry, sealed)
 
     async def pack_names_of(self, tree: bytes) -> set[str]:
         """Names of the data packs holding the file content below ``tree`` (one walk of its trees,

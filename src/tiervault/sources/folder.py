@@ -9,8 +9,9 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
+from typing import Any
 
-from tiervault.core.format.tree import Node
+from tiervault.core.format.tree import Node, entry_json, put_bytes, xattrs_to_json
 
 _HAS_XATTR = hasattr(os, "listxattr")
 _NO_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM, errno.EACCES}
@@ -78,6 +79,37 @@ def stat_node(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = Tr
     if xattrs:
         node.xattrs = read_xattrs(path)
     return node
+
+
+def stat_json(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = True) -> dict[str, Any] | None:
+    """``node_to_json(stat_node(...))`` without the ``Node``, less what only the archiver knows (a
+    file's ``content``, a directory's ``subtree``). None for types that are not backed up."""
+    ntype = node_type(st.st_mode)
+    if ntype is None:
+        return None
+    out = entry_json(
+        name,
+        ntype,
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+    )
+    if ntype == "file":
+        out["size"] = st.st_size
+        out["links"] = st.st_nlink
+    elif ntype == "symlink":
+        put_bytes(out, "target", os.readlink(path))
+    elif ntype in ("chardev", "blockdev"):
+        out["rdev"] = st.st_rdev
+    if xattrs:
+        attrs = read_xattrs(path)
+        if attrs:
+            out["xattrs"] = xattrs_to_json(attrs)
+    return out
 
 
 def list_dir(path: bytes) -> list[tuple[bytes, os.stat_result | OSError]]:

@@ -48,7 +48,7 @@ class Node:
         return self.name.decode("utf-8", "backslashreplace")
 
 
-def _put_bytes(out: dict[str, Any], key: str, value: bytes) -> None:
+def put_bytes(out: dict[str, Any], key: str, value: bytes) -> None:
     try:
         out[key] = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -63,22 +63,63 @@ def _get_bytes(obj: dict[str, Any], key: str) -> bytes | None:
     return None
 
 
-def node_to_json(n: Node) -> dict[str, Any]:
+def entry_json(
+    name: bytes,
+    ntype: str,
+    mode: int,
+    uid: int,
+    gid: int,
+    mtime_ns: int,
+    ctime_ns: int,
+    inode: int,
+    device: int,
+) -> dict[str, Any]:
+    """The fields every node has, as its JSON object (the type-specific fields are added by the caller).
+
+    ``node_to_json`` builds on this; so does the archiver, which keeps directories as JSON objects so
+    that an unchanged directory is recognised by comparing objects, with no ``Node`` per entry.
+    """
     out: dict[str, Any] = {
-        "type": n.type,
-        "mode": n.mode,
-        "uid": n.uid,
-        "gid": n.gid,
-        "mtime_ns": n.mtime_ns,
-        "ctime_ns": n.ctime_ns,
-        "inode": n.inode,
-        "device": n.device,
+        "type": ntype,
+        "mode": mode,
+        "uid": uid,
+        "gid": gid,
+        "mtime_ns": mtime_ns,
+        "ctime_ns": ctime_ns,
+        "inode": inode,
+        "device": device,
     }
-    _put_bytes(out, "name", n.name)
+    put_bytes(out, "name", name)
+    return out
+
+
+def content_to_json(content: list[ContentItem]) -> list[str | int]:
+    return [c.hex() if isinstance(c, bytes) else c for c in content]
+
+
+def xattrs_to_json(xattrs: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    attrs = []
+    for k, v in xattrs:
+        attr: dict[str, Any] = {"value": base64.b64encode(v).decode("ascii")}
+        put_bytes(attr, "name", k)
+        attrs.append(attr)
+    return attrs
+
+
+def json_name(obj: dict[str, Any]) -> bytes:
+    """The raw name of a node's JSON object (``name``, or ``name_b64`` when it is not UTF-8)."""
+    name = _get_bytes(obj, "name")
+    if not name:
+        raise FormatError("tree node without a name")
+    return name
+
+
+def node_to_json(n: Node) -> dict[str, Any]:
+    out = entry_json(n.name, n.type, n.mode, n.uid, n.gid, n.mtime_ns, n.ctime_ns, n.inode, n.device)
     if n.type == "file":
         out["size"] = n.size
         out["links"] = n.links
-        out["content"] = [c.hex() if isinstance(c, bytes) else c for c in n.content]
+        out["content"] = content_to_json(n.content)
     elif n.type == "dir":
         if n.subtree is None:
             raise ValueError("dir node without subtree")
@@ -86,16 +127,11 @@ def node_to_json(n: Node) -> dict[str, Any]:
     elif n.type == "symlink":
         if n.target is None:
             raise ValueError("symlink node without target")
-        _put_bytes(out, "target", n.target)
+        put_bytes(out, "target", n.target)
     elif n.type in ("chardev", "blockdev"):
         out["rdev"] = n.rdev
     if n.xattrs:
-        attrs = []
-        for k, v in n.xattrs:
-            attr: dict[str, Any] = {"value": base64.b64encode(v).decode("ascii")}
-            _put_bytes(attr, "name", k)
-            attrs.append(attr)
-        out["xattrs"] = attrs
+        out["xattrs"] = xattrs_to_json(n.xattrs)
     return out
 
 
@@ -143,18 +179,36 @@ def encode_tree(nodes: list[Node]) -> bytes:
     for a, b in itertools.pairwise(ordered):
         if a.name == b.name:
             raise ValueError(f"duplicate name in tree: {a.display_name}")
-    doc = {"nodes": [node_to_json(n) for n in ordered], "v": TREE_VERSION}
+    return encode_tree_json([node_to_json(n) for n in ordered])
+
+
+def encode_tree_json(nodes: list[dict[str, Any]]) -> bytes:
+    """Canonical bytes of a directory from its nodes' JSON objects, already sorted by raw name."""
+    doc = {"nodes": nodes, "v": TREE_VERSION}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
+    """The nodes of a tree as JSON objects, checked only as far as the envelope (``v``, a node list
+    of objects). For readers that compare or copy nodes rather than interpret them (the archiver's
+    parent trees); ``decode_tree`` checks every field."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise FormatError(f"bad tree: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
+        raise FormatError("tree is not an object with a node list")
+    if doc.get("v") != TREE_VERSION:
+        raise FormatError(f"tree version {doc.get('v')} is not supported")
+    nodes: list[dict[str, Any]] = doc["nodes"]
+    if not all(isinstance(o, dict) for o in nodes):
+        raise FormatError("tree node is not an object")
+    return nodes
 
 
 def decode_tree(data: bytes) -> list[Node]:
     try:
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
-            raise FormatError("tree is not an object with a node list")
-        if doc.get("v") != TREE_VERSION:
-            raise FormatError(f"tree version {doc.get('v')} is not supported")
-        return [node_from_json(o) for o in doc["nodes"]]
+        return [node_from_json(o) for o in decode_tree_json(data)]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         if isinstance(exc, FormatError):
             raise
