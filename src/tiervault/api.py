@@ -27,8 +27,16 @@ from tiervault.core.crypto import ScryptParams
 from tiervault.core.format.tree import Node
 from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
+from tiervault.memory import tune_allocator
 from tiervault.policy import Policy
-from tiervault.repo.repository import DEFAULT_PACK_SIZE, Repository, _host, _now_iso, _user
+from tiervault.repo.repository import (
+    DEFAULT_PACK_SIZE,
+    LOCAL_PACK_SIZE,
+    Repository,
+    _host,
+    _now_iso,
+    _user,
+)
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
 from tiervault.restorer import Restorer, RestoreStats
 
@@ -680,6 +688,7 @@ def open(
     """
 
     async def go() -> Vault:
+        tune_allocator()  # before the scrypt work area and any worker thread (tiervault/memory.py)
         backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             return Vault(await Repository.open(backend, _password(password)))
@@ -694,7 +703,7 @@ def init(
     url: str | os.PathLike[str],
     *,
     password: Password,
-    pack_size: int = DEFAULT_PACK_SIZE,
+    pack_size: int | None = None,
     chunker: ChunkerParams | None = None,
     kdf: ScryptParams | None = None,
     azure: AzureOptions | None = None,
@@ -704,16 +713,25 @@ def init(
 ) -> _Opening:
     """Create a repository and open it. On Azure the container is created first when
     ``create_container`` (and the credential may do so). ``cache_dir`` and ``cache_max_bytes`` as
-    for :func:`open`."""
+    for :func:`open`. ``pack_size`` defaults to 8 MiB on a local file system and 16 MiB elsewhere."""
 
     async def go() -> Vault:
+        tune_allocator()  # before the scrypt work area and any worker thread (tiervault/memory.py)
         backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
-            create = getattr(_innermost(backend), "create_container", None)
+            concrete = _innermost(backend)
+            # packs are buffered in memory until stored: a local disk needs no large ones, a remote
+            # store pays per request and lists per object (docs/performance.md, "Memory")
+            size = pack_size
+            if size is None:
+                from tiervault.backend.local import LocalBackend
+
+                size = LOCAL_PACK_SIZE if isinstance(concrete, LocalBackend) else DEFAULT_PACK_SIZE
+            create = getattr(concrete, "create_container", None)
             if create_container and create is not None:
                 await create()
             repo = await Repository.init(
-                backend, _password(password), chunker=chunker, pack_size=pack_size, kdf=kdf
+                backend, _password(password), chunker=chunker, pack_size=size, kdf=kdf
             )
             return Vault(repo)
         except BaseException:

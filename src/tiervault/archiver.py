@@ -57,6 +57,9 @@ BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
 #: new chunks travel to the saver pool in groups of about this many bytes
 SAVE_GROUP = 4 << 20
+#: bytes of new chunks read but not yet packed, across all readers (a chunk larger than this still
+#: passes, alone): 16 MiB keeps both savers busy; 32 MiB bought no throughput and cost peak memory
+READ_BUDGET = 16 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
@@ -310,7 +313,7 @@ class FolderArchiver:
         self._ready: collections.deque[_PendingDir] = collections.deque()
         self._claims: set[bytes] = set()
         self._batch = _Job()
-        self._budget = _Budget(max(32 << 20, 4 * repo.chunker_params.max_size))
+        self._budget = _Budget(READ_BUDGET)
         self._meta = _Sink(repo, self._uploads, PackKind.META, self.stats, self._stats_lock, self._claims)
 
     # ---------------------------------------------------------------- helpers

@@ -255,3 +255,16 @@ async def test_a_corrupted_data_pack(container_url: str, sdk: ContainerClient, t
         assert not checked.ok
         assert [e["object"] for e in checked.errors] == [pack], checked.errors
         assert [e.name for e in await vault.ls(point)] == ["a.bin"]  # metadata is intact
+
+
+async def test_default_pack_size_is_16_mib_on_azure_and_8_mib_on_a_local_disk(
+    container_url: str, tmp_path: Path
+) -> None:
+    async with tiervault.init(container_url, password=PASSWORD, kdf=KDF) as remote:
+        assert remote._repo.pack_size == 16 << 20
+    async with tiervault.init(tmp_path / "local", password=PASSWORD, kdf=KDF) as local:
+        assert local._repo.pack_size == 8 << 20
+    async with tiervault.init(tmp_path / "chosen", password=PASSWORD, kdf=KDF, pack_size=4 << 20) as chosen:
+        assert chosen._repo.pack_size == 4 << 20
+    async with tiervault.open(tmp_path / "local", password=PASSWORD) as again:
+        assert again._repo.pack_size == 8 << 20  # a property of the repository, kept in its config

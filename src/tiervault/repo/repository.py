@@ -71,6 +71,8 @@ from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, utc_iso
 log = logging.getLogger("tiervault.repo")
 
 DEFAULT_PACK_SIZE = 16 << 20
+#: the default for a repository on a local file system (``tiervault.init``)
+LOCAL_PACK_SIZE = 8 << 20
 #: an index file is written after this many new packs (~512 MiB), not only at the end of a snapshot
 INDEX_FLUSH_PACKS = 32
 #: metadata packs kept in memory while trees are walked
