@@ -48,8 +48,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmark against restic (see bench/README.md); pass options after --."""
-    venv = _venv(session, "bench", ".")
+    """Side-by-side benchmark against restic, rclone and borg (bench/README.md); options after --."""
+    venv = _venv(session, "bench", ".[bench]")
     session.run(f"{venv}/bin/python", "bench/bench.py", *session.posargs, external=True)
 
 

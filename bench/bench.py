@@ -1,93 +1,64 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of tiervault and restic on the local file system, in one run.
+"""Side-by-side benchmark of tiervault and its peers (restic, restic through rclone, borg), in one run.
 
-Both systems get the same corpus (bench/make_corpus.py), the same steps and the same measurement: every
+Every system gets the same corpus (bench/make_corpus.py), the same steps and the same measurement: every
 step is its own process, timed with a wall clock and measured with ``os.wait4`` (user + sys CPU seconds
-and peak RSS of the child). See bench/README.md for what is measured and how to read the ratios.
+and peak RSS of the child and the descendants it leaves behind). Systems: tiervault on a local repository
+and on Azurite (disk tier warm or cold), restic local and through rclone on the same Azurite, borg 1.2
+local with lz4 and zstd,3. See bench/README.md for what is measured and how to read the ratios.
 
-    python bench/bench.py                         # scale 1, tree+large, 3 runs, tiervault and restic
+    python bench/bench.py                         # scale 1, tree+large, 3 runs, every system
+    python bench/bench.py --systems tiervault,restic --runs 1 --scale 0.2
     python bench/bench.py --smoke --json out.json # seconds: tiny corpus, tiervault only, 1 run (CI)
     python3 -m nox -s bench -- --runs 1           # the same in the nox session's own venv
+    python bench/bench.py --report bench/results/latest.json   # the tables and chart of an earlier run
     python bench/bench.py --limits                # raw limits: MB/s of each pipeline stage (bench/limits.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import random
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import chart  # bench/ is sys.path[0] when this file runs as a script
+import peers
+from peers import AZURE_SYSTEMS, SYSTEMS, AzureSide, System, tree_bytes
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from targets import GROUP_TITLES, STEP_LABELS, STEPS, medians, ratios
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 MAKE_CORPUS = BENCH_DIR / "make_corpus.py"  # vendored copy of ../shared/bench/make_corpus.py
 SHARED_MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
-TV_STEP = BENCH_DIR / "tv_step.py"
 MEASURE = BENCH_DIR / "measure.py"
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
 DEFAULT_LIMITS_JSON = BENCH_DIR / "results" / "limits.json"
 
-SYSTEMS = ("tiervault", "restic")
-STEPS = ("init", "initial", "mutated", "no-change", "restore")
-STEP_LABELS = {
-    "init": "init",
-    "initial": "initial backup",
-    "mutated": "backup after mutate",
-    "no-change": "no-change backup",
-    "restore": "full restore",
-}
-PASSWORD = "tiervault-bench-not-a-secret"
-ITEM = "corpus"
 CORPUS_SEED = 1
 MUTATE_SEED = 2  # make_corpus --mutate --seed: the change set (the content pool keeps the corpus seed)
 SMOKE_SCALE = 0.01
-RESTIC_INSTALL = "apt-get install restic"
+SCHEMA = 2
 MB = 1_000_000
 MiB = 1 << 20
 GiB = 1 << 30
-
-
-# ------------------------------------------------------------------------------------------- targets
-
-
-@dataclass(frozen=True)
-class Target:
-    """One goal from the issue: ``tiervault / restic`` of ``metric`` at ``step`` compared to ``bound``."""
-
-    label: str
-    step: str  # a step name, or "*" for the maximum over all steps
-    metric: str
-    op: str  # ">=" or "<="
-    bound: float
-
-    def passed(self, ratio: float) -> bool:
-        return ratio >= self.bound if self.op == ">=" else ratio <= self.bound
-
-
-TARGETS = (
-    Target("initial backup MB/s", "initial", "mb_s", ">=", 2.0),
-    Target("restore MB/s", "restore", "mb_s", ">=", 1.3),
-    Target("no-change backup time", "no-change", "wall_s", "<=", 0.5),
-    Target("repository size", "no-change", "repo_bytes", "<=", 1.0),
-    Target("peak RSS (max of all steps)", "*", "peak_rss_mb", "<=", 1.0),
-)
 
 
 # --------------------------------------------------------------------------------------- measurement
@@ -105,6 +76,10 @@ class Measured:
     maxrss_bytes: int
     stdout: str
     stderr: str
+    #: descendants the command left running, adopted, waited for and counted by measure.py (rclone)
+    adopted: list[dict[str, Any]] = field(default_factory=list)
+    #: the command alone (what ``os.wait4`` says of it), when ``adopted`` is not empty
+    main: dict[str, Any] = field(default_factory=dict)
 
 
 class StepFailedError(Exception):
@@ -122,7 +97,16 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path, logs: P
     res_path.unlink(missing_ok=True)
     spawner = [sys.executable, "-I", "-S", str(MEASURE), str(res_path), *argv]
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        code = subprocess.call(spawner, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd)
+        # A process group of its own: on Ctrl-C / SIGTERM the whole step (measure.py, the command and
+        # what it started) is terminated, not only measure.py (which would orphan the command).
+        proc = subprocess.Popen(
+            spawner, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd, process_group=0
+        )
+        try:
+            code = proc.wait()
+        except BaseException:
+            stop_group(proc)
+            raise
     stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
     if code != 0 or not res_path.exists():
         return Measured(list(argv), code or 127, 0.0, 0.0, 0.0, 0, stdout, stderr)
@@ -136,130 +120,29 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path, logs: P
         maxrss_bytes=r["maxrss_bytes"],
         stdout=stdout,
         stderr=stderr,
+        adopted=r.get("adopted", []),
+        main=r.get("main", {}),
     )
 
 
-def tree_bytes(root: Path) -> int:
-    """Apparent size of the regular files under ``root`` (sum of st_size; directories not counted)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            if not os.path.islink(os.path.join(dirpath, name)):
-                total += st.st_size
-    return total
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group led by ``proc``, SIGKILL it after 10 s; reap ``proc``."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        if proc.poll() is not None:  # reaped: its PID (the group id) may be reused, do not signal
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
 
 
-# ------------------------------------------------------------------------------------------- systems
+# --------------------------------------------------------------------------------------- missing peers
 
 
-class System:
-    """How one backup program runs each step (the argv), and what its output tells us."""
-
-    name = ""
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def init(self, repo: Path, corpus: Path) -> list[str]:
-        raise NotImplementedError
-
-    def backup(self, repo: Path, corpus: Path) -> list[str]:
-        raise NotImplementedError
-
-    def restore(self, repo: Path, target: Path) -> list[str]:
-        raise NotImplementedError
-
-    def restored_root(self, target: Path, corpus: Path) -> Path:
-        """Where the corpus' top directory ends up below the restore ``target``."""
-        return target
-
-    def details(self, step: str, m: Measured) -> dict[str, Any]:
-        return {}
-
-
-class Tiervault(System):
-    name = "tiervault"
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "TIERVAULT_BENCH_PASSWORD": PASSWORD}
-
-    def init(self, repo: Path, corpus: Path) -> list[str]:
-        return [
-            sys.executable,
-            str(TV_STEP),
-            "init",
-            "--repo",
-            str(repo),
-            "--source",
-            str(corpus),
-            "--name",
-            ITEM,
-        ]
-
-    def backup(self, repo: Path, corpus: Path) -> list[str]:
-        return [sys.executable, str(TV_STEP), "snapshot", "--repo", str(repo), "--name", ITEM]
-
-    def restore(self, repo: Path, target: Path) -> list[str]:
-        return [sys.executable, str(TV_STEP), "restore", "--repo", str(repo), "--target", str(target)]
-
-    def details(self, step: str, m: Measured) -> dict[str, Any]:
-        lines = m.stdout.strip().splitlines()
-        try:
-            out: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except json.JSONDecodeError:
-            return {"stdout_tail": lines[-3:]}
-        return out
-
-
-class Restic(System):
-    name = "restic"
-
-    def __init__(self, work: Path, exe: str) -> None:
-        super().__init__(work)
-        self.exe = exe
-
-    def env(self) -> dict[str, str]:
-        # A cache per run inside the work dir (not ~/.cache): not counted as repository size.
-        return {
-            **os.environ,
-            "RESTIC_PASSWORD": PASSWORD,
-            "RESTIC_CACHE_DIR": str(self.work / "restic-cache"),
-        }
-
-    def init(self, repo: Path, corpus: Path) -> list[str]:
-        return [self.exe, "--repo", str(repo), "init"]
-
-    def backup(self, repo: Path, corpus: Path) -> list[str]:
-        return [self.exe, "--repo", str(repo), "backup", "--json", str(corpus)]
-
-    def restore(self, repo: Path, target: Path) -> list[str]:
-        return [self.exe, "--repo", str(repo), "restore", "latest", "--target", str(target)]
-
-    def restored_root(self, target: Path, corpus: Path) -> Path:
-        return target / str(corpus.resolve()).lstrip("/")  # restic recreates the absolute source path
-
-    def details(self, step: str, m: Measured) -> dict[str, Any]:
-        if step in ("initial", "mutated", "no-change"):
-            for line in reversed(m.stdout.splitlines()):
-                if '"message_type":"summary"' in line.replace(" ", ""):
-                    try:
-                        summary: dict[str, Any] = json.loads(line)
-                    except json.JSONDecodeError:
-                        break
-                    return summary
-        return {"stdout_tail": m.stdout.strip().splitlines()[-3:]}
-
-
-def restic_version(exe: str) -> str:
-    try:
-        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=30, check=False)
-    except OSError as exc:
-        return f"unknown ({exc})"
-    return out.stdout.strip() or out.stderr.strip()
+def missing_panel(missing: dict[str, str]) -> Panel:
+    lines = [f"{name}: MISSING: install with `{cmd}`" for name, cmd in missing.items()]
+    lines.append("These systems were not measured; ratios that need them are skipped (see the notes).")
+    return Panel("\n".join(lines), title="[bold red]peers missing", border_style="red")
 
 
 # -------------------------------------------------------------------------------------------- corpus
@@ -383,6 +266,14 @@ def compare(expected: Manifest, got: Manifest) -> list[str]:
 # ------------------------------------------------------------------------------------------- running
 
 
+def rotated(systems: list[System], run: int) -> list[System]:
+    """The order of run ``run``: rotated by one system per run, so no system always goes first."""
+    if not systems:
+        return []
+    k = run % len(systems)
+    return systems[k:] + systems[:k]
+
+
 @dataclass
 class Bench:
     console: Console
@@ -391,11 +282,13 @@ class Bench:
     verification_ok: bool = True
 
     def step(
-        self, sys_: System, step: str, argv: list[str], *, run: str, corpus_bytes: int, repo: Path
+        self, sys_: System, step: str, argv: list[str], *, run: str, corpus_bytes: int
     ) -> dict[str, Any]:
         """Run one measured step of one system; ``run`` is a label like ``"2/3"``."""
         logs = self.work / "logs" / f"run{run.partition('/')[0]}" / sys_.name / step
-        m = run_measured(argv, env=sys_.env(), cwd=self.work, logs=logs)
+        target = self.work / f"restore-{sys_.name}"
+        sys_.before_step(step)
+        m = run_measured(argv, env=sys_.env(), cwd=sys_.cwd(step, target), logs=logs)
         if m.exit_code != 0:
             raise StepFailedError(sys_.name, step, m)
         cpu = m.user_s + m.sys_s
@@ -408,72 +301,72 @@ class Bench:
             "peak_rss_mb": m.maxrss_bytes / MB,
             "bytes": corpus_bytes,
             "mb_s": corpus_bytes / MB / m.wall_s if step != "init" and m.wall_s > 0 else None,
-            "repo_bytes": tree_bytes(repo),
-            "details": sys_.details(step, m),
+            "repo_bytes": sys_.repo_bytes(),
+            "details": sys_.details(step, m.stdout),
         }
+        if m.adopted:  # restic's rclone: counted in cpu and peak RSS; the parts kept here
+            fig["main_process"] = m.main
+            fig["adopted_processes"] = m.adopted
         rate = f"{fig['mb_s']:8.1f} MB/s" if fig["mb_s"] is not None else " " * 13
         self.console.print(
-            f"  run {run}  {sys_.name:<9}  {STEP_LABELS[step]:<19} {m.wall_s:8.2f} s {rate}"
+            f"  run {run}  {sys_.name:<17}  {STEP_LABELS[step]:<19} {m.wall_s:8.2f} s {rate}"
             f"  cpu {cpu:7.2f} s  rss {fig['peak_rss_mb']:6.0f} MB  repo {fig['repo_bytes'] / MB:8.1f} MB"
         )
         return fig
 
     def run_once(self, scenario: str, run: int, nruns: int, pristine: Path) -> dict[str, Any]:
-        """One run: both systems through all steps on a fresh copy of the pristine corpus."""
+        """One run: every system through all steps on a fresh copy of the pristine corpus."""
         label = f"{run + 1}/{nruns}"
         corpus = self.work / "corpus"
         shutil.rmtree(corpus, ignore_errors=True)
-        shutil.rmtree(self.work / "restic-cache", ignore_errors=True)
         shutil.copytree(pristine, corpus, symlinks=True)  # copy2: mtimes kept, fresh inodes and ctimes
-        order = self.systems if run % 2 == 0 else self.systems[::-1]  # alternate who goes first
-        repos = {s.name: self.work / f"repo-{s.name}" for s in self.systems}
-        for repo in repos.values():
-            shutil.rmtree(repo, ignore_errors=True)
+        order = rotated(self.systems, run)
         steps: dict[str, dict[str, Any]] = {s.name: {} for s in self.systems}
         names = [s.name for s in order]
         record: dict[str, Any] = {"scenario": scenario, "run": run, "order": names}
         record["loadavg_at_start"] = list(os.getloadavg())  # other work on the machine skews figures
         self.console.print(f"[bold]{scenario}: run {label}[/] (order: {', '.join(names)})")
+        try:
+            for s in order:
+                s.start_run(run)
+            record["repositories"] = {s.name: s.repo for s in order}
+            size = tree_bytes(corpus)
+            record["corpus_bytes_initial"] = size
+            for s in order:  # every system backs up the same WORK/corpus
+                steps[s.name]["init"] = self.step(s, "init", s.init(corpus), run=label, corpus_bytes=0)
+                argv = s.backup(corpus, "initial")
+                steps[s.name]["initial"] = self.step(s, "initial", argv, run=label, corpus_bytes=size)
 
-        size = tree_bytes(corpus)
-        record["corpus_bytes_initial"] = size
-        for s in order:
-            repo = repos[s.name]
-            steps[s.name]["init"] = self.step(
-                s, "init", s.init(repo, corpus), run=label, corpus_bytes=0, repo=repo
-            )
-            argv = s.backup(repo, corpus)
-            steps[s.name]["initial"] = self.step(s, "initial", argv, run=label, corpus_bytes=size, repo=repo)
+            record["mutation"] = mutate(corpus)  # once, after all the initial backups
+            size = tree_bytes(corpus)
+            record["corpus_bytes_mutated"] = size
+            for s in order:
+                for step in ("mutated", "no-change"):
+                    argv = s.backup(corpus, step)
+                    steps[s.name][step] = self.step(s, step, argv, run=label, corpus_bytes=size)
 
-        record["mutation"] = mutate(corpus)
-        size = tree_bytes(corpus)
-        record["corpus_bytes_mutated"] = size
-        for s in order:
-            repo = repos[s.name]
-            for step in ("mutated", "no-change"):
-                argv = s.backup(repo, corpus)
-                steps[s.name][step] = self.step(s, step, argv, run=label, corpus_bytes=size, repo=repo)
-
-        expected = manifest(corpus)
-        record["verification"] = {}
-        for s in order:
-            repo, target = repos[s.name], self.work / f"restore-{s.name}"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            argv = s.restore(repo, target)
-            steps[s.name]["restore"] = self.step(s, "restore", argv, run=label, corpus_bytes=size, repo=repo)
-            problems = compare(expected, manifest(s.restored_root(target, corpus)))
-            record["verification"][s.name] = {
-                "ok": not problems,
-                "entries": len(expected),
-                "problems": problems[:50],
-            }
-            self.report_verification(s.name, f"{scenario} run {label}", len(expected), problems)
-            shutil.rmtree(target, ignore_errors=True)
+            expected = manifest(corpus)
+            record["verification"] = {}
+            for s in order:
+                target = self.work / f"restore-{s.name}"
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                argv = s.restore(target)
+                steps[s.name]["restore"] = self.step(s, "restore", argv, run=label, corpus_bytes=size)
+                problems = compare(expected, manifest(s.restored_root(target, corpus)))
+                record["verification"][s.name] = {
+                    "ok": not problems,
+                    "entries": len(expected),
+                    "problems": problems[:50],
+                }
+                self.report_verification(s.name, f"{scenario} run {label}", len(expected), problems)
+                shutil.rmtree(target, ignore_errors=True)
+        finally:
+            for s in order:
+                with contextlib.suppress(Exception):
+                    s.end_run()
         record["systems"] = steps
         record["loadavg_at_end"] = list(os.getloadavg())
-        for repo in repos.values():
-            shutil.rmtree(repo, ignore_errors=True)
         return record
 
     def report_verification(self, system: str, where: str, entries: int, problems: list[str]) -> None:
@@ -489,50 +382,6 @@ class Bench:
                 border_style="red",
             )
         )
-
-
-def medians(runs: list[dict[str, Any]], systems: list[str]) -> dict[str, dict[str, dict[str, float | None]]]:
-    metrics = ("wall_s", "mb_s", "cpu_s", "user_s", "sys_s", "cpu_pct", "peak_rss_mb", "repo_bytes", "bytes")
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    for name in systems:
-        out[name] = {}
-        for step in STEPS:
-            out[name][step] = {}
-            for metric in metrics:
-                vals = [r["systems"][name][step][metric] for r in runs]
-                vals = [v for v in vals if v is not None]
-                out[name][step][metric] = statistics.median(vals) if vals else None
-    return out
-
-
-def _pick(steps: dict[str, dict[str, Any]], t: Target) -> float | None:
-    if t.step == "*":
-        return max((v[t.metric] or 0.0) for v in steps.values())
-    value: float | None = steps[t.step][t.metric]
-    return value
-
-
-def ratios(
-    med: dict[str, dict[str, dict[str, float | None]]], runs: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """tiervault / restic for every target: from the medians, and per run (to show the spread)."""
-    out = []
-    for t in TARGETS:
-        row: dict[str, Any] = {"label": t.label, "step": t.step, "metric": t.metric}
-        row.update(op=t.op, bound=t.bound)
-        tv = _pick(med["tiervault"], t) if "tiervault" in med else None
-        rs = _pick(med["restic"], t) if "restic" in med else None
-        row.update(tiervault=tv, restic=rs)
-        row["ratio"] = tv / rs if tv is not None and rs else None
-        row["result"] = None if row["ratio"] is None else ("PASS" if t.passed(row["ratio"]) else "MISS")
-        per_run: list[float | None] = []
-        for r in runs:
-            if {"tiervault", "restic"} <= r["systems"].keys():
-                a, b = _pick(r["systems"]["tiervault"], t), _pick(r["systems"]["restic"], t)
-                per_run.append(a / b if a is not None and b else None)
-        row["per_run"] = per_run
-        out.append(row)
-    return out
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -566,26 +415,50 @@ def figures_table(title: str, med: dict[str, dict[str, dict[str, float | None]]]
     return t
 
 
+RESULT_STYLE = {
+    "PASS": "[green]PASS[/]",
+    "MISS": "[red]MISS[/]",
+    "info": "[dim]info[/]",
+    None: "[yellow]n/a[/]",
+}
+UNITS = {"mb_s": " MB/s", "wall_s": " s", "repo_bytes": " MB", "peak_rss_mb": " MB"}
+
+
 def ratio_table(title: str, rows: list[dict[str, Any]]) -> Table:
     t = Table(title=title, title_justify="left")
-    t.add_column("tiervault / restic")
-    for col in ("tiervault", "restic", "ratio", "target"):
+    t.add_column("pair")
+    t.add_column("figure")
+    for col in ("tiervault", "peer", "ratio", "target"):
         t.add_column(col, justify="right")
     t.add_column("result")
     t.add_column("ratio per run", justify="right")
-    for r in rows:
+    for i, r in enumerate(rows):
         scale = MB if r["metric"] == "repo_bytes" else 1
-        unit = {"mb_s": " MB/s", "wall_s": " s", "repo_bytes": " MB", "peak_rss_mb": " MB"}[r["metric"]]
+        unit = UNITS.get(r["metric"], "")
         fmt = ".2f" if r["metric"] == "wall_s" else ".1f"
 
         def show(v: float | None, fmt: str = fmt, unit: str = unit, scale: float = scale) -> str:
             return "-" if v is None else format(v / scale, fmt) + unit
 
-        res = {"PASS": "[green]PASS[/]", "MISS": "[red]MISS[/]", None: "[yellow]n/a[/]"}[r["result"]]
-        ratio = _num(r["ratio"], ".2f") + ("x" if r["ratio"] is not None else "")
-        target = f"{r['op']} {r['bound']:.1f}x"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        if r["ratio"] is not None and r["bound"] is not None and f"{r['ratio']:.2f}" == f"{r['bound']:.2f}":
+            ratio = f"{r['ratio']:.3f}x"  # at the bound: show which side of it
+        target = "-" if r["op"] is None else f"{r['op']} {r['bound']:.1f}x"
         spread = " ".join(_num(x, ".2f") for x in r["per_run"])
-        t.add_row(r["label"], show(r["tiervault"]), show(r["restic"]), ratio, target, res, spread)
+        pair = f"{r['system']} / {r['peer']}"
+        first = i == 0 or (rows[i - 1]["system"], rows[i - 1]["peer"]) != (r["system"], r["peer"])
+        last = i == len(rows) - 1 or (rows[i + 1]["system"], rows[i + 1]["peer"]) != (r["system"], r["peer"])
+        t.add_row(
+            pair if first else "",
+            r["label"],
+            show(r["system_value"]),
+            show(r["peer_value"]),
+            ratio,
+            target,
+            RESULT_STYLE[r["result"]],
+            spread,
+            end_section=last,
+        )
     return t
 
 
@@ -598,42 +471,81 @@ def source_digest(package: Path) -> dict[str, Any]:
     return {"path": str(package), "files": len(files), "sha256": h.hexdigest()}
 
 
-def summarize(scenario: str, entry: dict[str, Any], profile: str, scale: float) -> list[Table]:
-    """Add medians and ratios to a scenario's JSON entry; return its tables."""
+def summarize(
+    scenario: str,
+    entry: dict[str, Any],
+    profile: str,
+    scale: float,
+    *,
+    selected: list[str],
+    missing: dict[str, str],
+) -> tuple[list[Table], list[str]]:
+    """Add medians and ratios to a scenario's JSON entry; return its tables and the skipped-pair notes."""
     runs = entry["runs"]
     names = [n for n in SYSTEMS if all(n in r["systems"] for r in runs)]
     entry["median"] = med = medians(runs, names)
-    entry["ratios"] = rows = ratios(med, runs)
+    rows, skipped = ratios(med, runs, selected=selected, missing=missing)
+    entry["ratios"], entry["ratios_skipped"] = rows, skipped
     size = runs[0]["corpus_bytes_initial"] / MB
     title = (
         f"{scenario}: median of {len(runs)} run(s), corpus {size:.0f} MB "
         f"(profile {profile}, scale {scale:g}), warm page cache"
     )
     tables = [figures_table(title, med)]
-    if {"tiervault", "restic"} <= set(names):
-        tables.append(ratio_table(f"{scenario}: tiervault / restic (targets from the issue)", rows))
-    return tables
+    for group, group_title in GROUP_TITLES.items():
+        group_rows = [r for r in rows if r["group"] == group]
+        if group_rows:
+            tables.append(ratio_table(f"{scenario}: {group_title}", group_rows))
+    notes = [f"{scenario}: no ratios {s['system']} / {s['peer']}: {s['reason']}" for s in skipped]
+    return tables, notes
 
 
-def report(path: Path, console: Console) -> int:
-    """Print the tables of an earlier run from its JSON (``--report``)."""
+def draw_chart(data: dict[str, Any], path: Path, console: Console) -> str | None:
+    """Write the PNG chart; returns its path, or None (with a printed reason) when it was skipped."""
+    if not chart.available():
+        console.print(f"[yellow]chart skipped: matplotlib is not installed ({chart.INSTALL_HINT})")
+        return None
+    try:
+        chart.write_chart(data, path)
+    except (KeyError, ValueError, OSError) as exc:
+        console.print(f"[yellow]chart skipped: {exc!r}")
+        return None
+    console.print(f"chart: {path}")
+    return str(path)
+
+
+def report(path: Path, console: Console, chart_path: Path | None = None) -> int:
+    """Print the tables of an earlier run from its JSON (``--report``) and draw its chart again."""
     data = json.loads(path.read_text())
     cfg, info = data["config"], data["machine"]
+    versions = info.get("versions") or {"restic": info.get("restic")}
     console.print(
         f"{path}: {info.get('date')}, {info.get('cores')} cores, {info.get('ram_gib')} GiB RAM, "
-        f"Python {info.get('python')}, tiervault {info.get('tiervault')}, {info.get('restic')}"
+        f"Python {info.get('python')}, tiervault {info.get('tiervault')}; "
+        + ", ".join(f"{k}: {v}" for k, v in versions.items())
     )
+    missing = data.get("missing") or {}
+    if missing:
+        console.print(missing_panel(missing))
+    selected = list(cfg.get("systems", []))
     for scenario, entry in data["scenarios"].items():
         if entry["runs"]:
-            for t in summarize(scenario, entry, cfg["profile"], cfg["scale"]):
+            tables, notes = summarize(
+                scenario, entry, cfg["profile"], cfg["scale"], selected=selected, missing=missing
+            )
+            for t in tables:
                 console.print(t)
                 console.print()
+            for note in notes:
+                console.print(f"[yellow]note:[/] {note}")
+    if data["scenarios"].get("main", {}).get("runs"):
+        draw_chart(data, chart_path or path.with_suffix(".png"), console)
     ok = data.get("verification_ok", False) and "error" not in data
     console.print(f"restore verification: {'PASS' if ok else 'FAILED (see the JSON)'}")
     return 0 if ok else 1
 
 
-def machine_info(restic: str | None) -> dict[str, Any]:
+def machine_info(which: dict[str, str | None]) -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
@@ -642,8 +554,12 @@ def machine_info(restic: str | None) -> dict[str, Any]:
         "loadavg_at_start": list(os.getloadavg()),
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "restic": restic_version(restic) if restic else f"missing (install: {RESTIC_INSTALL})",
     }
+    commands = {"restic": ["version"], "rclone": ["version"], "borg": ["--version"]}
+    info["versions"] = {
+        tool: peers.tool_version([exe, *commands[tool]]) if exe else "missing" for tool, exe in which.items()
+    }
+    info["restic"] = info["versions"].get("restic")
     try:
         import tiervault
 
@@ -684,12 +600,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="GIB",
         help="also one run on the corpus plus a single file of this size, e.g. 4 (off by default)",
     )
-    ap.add_argument("--systems", default="tiervault,restic", help="comma list (default tiervault,restic)")
+    ap.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma list (default: all of {','.join(SYSTEMS)})",
+    )
     ap.add_argument("--smoke", action="store_true", help=f"CI: scale {SMOKE_SCALE}, tiervault only, 1 run")
     ap.add_argument(
         "--json",
         type=Path,
         help=f"raw results (default {DEFAULT_JSON}; with --limits {DEFAULT_LIMITS_JSON})",
+    )
+    ap.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PNG",
+        help="the chart (default: next to the JSON, same name with .png; with --report: next to that JSON)",
     )
     ap.add_argument(
         "--limits",
@@ -703,7 +629,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="with --limits: sample the files under DIR instead of the generated buffer",
     )
     ap.add_argument(
-        "--report", type=Path, metavar="JSON", help="only print the tables of an earlier run's JSON"
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="only print the tables of an earlier run's JSON and draw its chart again",
     )
     a = ap.parse_args(argv)
     if a.json is None:
@@ -712,7 +641,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--source goes with --limits")
     if a.smoke:
         a.scale, a.systems, a.runs, a.big_file_gib = SMOKE_SCALE, "tiervault", 1, None
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    a.systems = list(dict.fromkeys(s.strip() for s in a.systems.split(",") if s.strip()))
     unknown = set(a.systems) - set(SYSTEMS)
     if unknown or not a.systems:
         ap.error(f"--systems: choose from {', '.join(SYSTEMS)}")
@@ -723,14 +652,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def make_console() -> Console:
     probe = Console()
-    return probe if probe.is_terminal else Console(width=130)
+    return probe if probe.is_terminal else Console(width=140)
 
 
 def run_limits(a: argparse.Namespace, console: Console) -> int:
     """``--limits``: the raw limits of this machine (bench/limits.py): a table, ``"limits"`` in the JSON."""
-    import limits  # bench/ is sys.path[0] when this file runs as a script
+    import limits
 
-    info = machine_info(shutil.which("restic"))
+    info = machine_info({"restic": shutil.which("restic")})
     console.print(
         f"tiervault bench --limits: {info.get('cores')} cores, {info.get('ram_gib')} GiB RAM, "
         f"Python {info['python']}, tiervault {info.get('tiervault')}"
@@ -747,31 +676,47 @@ def run_limits(a: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def start_azure(
+    a: argparse.Namespace, work: Path, console: Console, missing: dict[str, str], notes: dict[str, str]
+) -> AzureSide | None:
+    """Start the invocation's Azurite when an Azure system is selected; on failure, the Azure systems
+    become missing (with the reason in ``notes``)."""
+    wanted = [s for s in a.systems if s in AZURE_SYSTEMS]
+    if not wanted:
+        return None
+    azure: AzureSide | None = None
+    try:
+        azure = AzureSide(work / "azurite")
+        console.print("azurite: starting (installing it first with npm if needed)")
+        azure.start()
+        console.print(f"azurite: {azure.version()} on port {azure.port}")
+        return azure
+    except Exception as exc:  # AzuriteError, OSError, ImportError of the SDK: all mean "not available"
+        if azure is not None:
+            with contextlib.suppress(Exception):
+                azure.stop()
+        reason = f"Azurite could not be installed or started: {exc}"
+        console.print(f"[red]{reason}")
+        for name in wanted:
+            missing[name] = peers.AZURITE_INSTALL
+            notes[name] = reason
+            a.systems.remove(name)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     console = make_console()
     if a.report:
-        return report(a.report, console)
+        return report(a.report, console, a.chart)
     if a.limits:
         return run_limits(a, console)
-    restic = shutil.which("restic")
-    missing: list[str] = []
-    if "restic" in a.systems and restic is None:
-        missing.append("restic")
-        a.systems.remove("restic")
-
-    def warn_missing() -> None:
-        if missing:
-            console.print(
-                Panel(
-                    f"restic is MISSING (not on PATH): install it with `{RESTIC_INSTALL}`.\n"
-                    "Only tiervault was measured; there are no tiervault/restic ratios.",
-                    title="[bold red]restic missing",
-                    border_style="red",
-                )
-            )
-
-    warn_missing()
+    chart_path: Path = a.chart or a.json.with_suffix(".png")
+    which = {tool: shutil.which(tool) for tool in ("restic", "rclone", "borg")}
+    requested = list(a.systems)
+    missing = peers.missing_tools(a.systems, which=which.get)
+    notes: dict[str, str] = {}
+    a.systems = [s for s in a.systems if s not in missing]
     if not MAKE_CORPUS.exists():
         console.print(f"[red]{MAKE_CORPUS} is missing (a copy of {SHARED_MAKE_CORPUS})")
         return 2
@@ -779,67 +724,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     temp = a.workdir is None
     work = Path(tempfile.mkdtemp(prefix="tiervault-bench-")) if temp else a.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    systems: list[System] = []
-    for name in a.systems:
-        systems.append(Tiervault(work) if name == "tiervault" else Restic(work, restic or "restic"))
-
-    info = machine_info(restic)
+    info = machine_info(which)
     result: dict[str, Any] = {
-        "schema": 1,
+        "schema": SCHEMA,
         "machine": info,
         "config": {
             "scale": a.scale,
             "profile": a.profile,
             "runs": a.runs,
-            "systems": a.systems,
-            "missing": missing,
+            "systems": a.systems,  # those measured (missing ones removed)
+            "requested": requested,
             "smoke": a.smoke,
             "big_file_gib": a.big_file_gib,
             "workdir": str(work),
             "corpus_seed": CORPUS_SEED,
             "mutate_seed": MUTATE_SEED,
-            "cache": "warm: the page cache cannot be dropped here; every step reads recently written data",
-            "repo_bytes": "sum of st_size of the files in the repository directory after the step",
+            "cache": "warm page cache: it cannot be dropped here; every step reads recent data",
+            "repo_bytes": "local: sum of st_size of the files in the repository directory after the step; "
+            "Azurite: sum of the sizes of the blobs in the system's container",
+            "order": "rotated by one system per run",
         },
-        "restic_missing": {"install": RESTIC_INSTALL} if missing else None,
+        "missing": missing,  # {system: install command}
+        "missing_notes": notes,
         "scenarios": {},
-        "verification_ok": True,
+        "verification_ok": False,
     }
-    console.print(
-        f"tiervault bench: {info.get('cores')} cores, {info.get('ram_gib')} GiB RAM, "
-        f"Python {info['python']}, tiervault {info.get('tiervault')}, {info['restic'].splitlines()[0]}; "
-        f"work dir {work}"
-    )
-    load = os.getloadavg()[0]
-    if load > 0.5 * (os.cpu_count() or 1):
-        console.print(
-            f"[yellow]note: load average {load:.1f} on {os.cpu_count()} cores: figures will be noisy"
-        )
-    bench = Bench(console, systems, work)
+    azure: AzureSide | None = None
+    bench: Bench | None = None
     exit_code = 0
     tables: list[Table] = []
+    skip_notes: list[str] = []
     try:
-        base = Corpus(work / f"pristine-{a.profile.replace(',', '+')}-{a.scale:g}", a.profile, a.scale)
-        base.ensure(console)
-        scenarios: list[tuple[str, Corpus, int]] = [("main", base, a.runs)]
-        if a.big_file_gib:
-            big_path = work / f"{base.path.name}-big{a.big_file_gib:g}"
-            big = Corpus(big_path, a.profile, a.scale, int(a.big_file_gib * GiB))
-            big.ensure(console, base)
-            scenarios.append((f"big-file ({a.big_file_gib:g} GiB)", big, 1))
-        for scenario, corpus, nruns in scenarios:
-            runs: list[dict[str, Any]] = []
-            entry: dict[str, Any] = {"corpus": corpus.stamp(), "runs": runs}
-            result["scenarios"][scenario] = entry
-            for run in range(nruns):
-                runs.append(bench.run_once(scenario, run, nruns, corpus.path))
-            tables += summarize(scenario, entry, a.profile, a.scale)
+        with sigterm_as_keyboard_interrupt():
+            azure = start_azure(a, work, console, missing, notes)
+            if azure is not None:
+                info["versions"]["azurite"] = azure.version()
+            if missing:
+                console.print(missing_panel(missing))
+            if not a.systems:
+                raise RuntimeError("nothing to measure: every selected system is missing")
+            systems = peers.make_systems(a.systems, work, azure, which)
+            console.print(
+                f"tiervault bench: {info.get('cores')} cores, {info.get('ram_gib')} GiB RAM, "
+                f"Python {info['python']}, tiervault {info.get('tiervault')}; "
+                f"systems {', '.join(a.systems)}; work dir {work}"
+            )
+            for tool, version in info["versions"].items():
+                console.print(f"  {tool}: {version}")
+            load = os.getloadavg()[0]
+            if load > 0.5 * (os.cpu_count() or 1):
+                console.print(
+                    f"[yellow]note: load average {load:.1f} on {os.cpu_count()} cores: figures will be noisy"
+                )
+            bench = Bench(console, systems, work)
+            base = Corpus(work / f"pristine-{a.profile.replace(',', '+')}-{a.scale:g}", a.profile, a.scale)
+            base.ensure(console)
+            scenarios: list[tuple[str, Corpus, int]] = [("main", base, a.runs)]
+            if a.big_file_gib:
+                big_path = work / f"{base.path.name}-big{a.big_file_gib:g}"
+                big = Corpus(big_path, a.profile, a.scale, int(a.big_file_gib * GiB))
+                big.ensure(console, base)
+                scenarios.append((f"big-file ({a.big_file_gib:g} GiB)", big, 1))
+            for scenario, corpus, nruns in scenarios:
+                runs: list[dict[str, Any]] = []
+                entry: dict[str, Any] = {"corpus": corpus.stamp(), "runs": runs}
+                result["scenarios"][scenario] = entry
+                for run in range(nruns):
+                    runs.append(bench.run_once(scenario, run, nruns, corpus.path))
+                t, n = summarize(scenario, entry, a.profile, a.scale, selected=a.systems, missing=missing)
+                tables += t
+                skip_notes += n
     except (StepFailedError, RuntimeError, OSError) as exc:
         console.print(Panel(str(exc), title="[bold red]benchmark aborted", border_style="red"))
         result["error"] = str(exc)
         exit_code = 2
+    except KeyboardInterrupt:
+        result["error"] = "interrupted"
+        console.print("[red]interrupted: stopping Azurite, writing what was measured")
+        exit_code = 130
     finally:
-        result["verification_ok"] = bench.verification_ok
+        if azure is not None:
+            with contextlib.suppress(Exception):
+                azure.stop()
+        result["verification_ok"] = bench.verification_ok if bench else False
         if isinstance(info.get("tiervault_source"), dict):  # did someone edit the code meanwhile?
             info["tiervault_source_at_end"] = source_digest(Path(info["tiervault_source"]["path"]))
         a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -847,16 +814,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if temp:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            for leftover in ("corpus", "restic-cache"):
-                shutil.rmtree(work / leftover, ignore_errors=True)
+            keep_log = () if exit_code == 0 else ("azurite.log",)  # Azurite's access log: kept on errors
+            for leftover in {"corpus", "state", "azurite", "azurite.log"} - set(keep_log):
+                path = work / leftover
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    if bench is None:
+        if missing:
+            console.print(missing_panel(missing))
+        console.print(f"raw figures: {a.json}")
+        return exit_code or 2
 
     console.print()
     for t in tables:
         console.print(t)
         console.print()
-    if not missing and a.systems != list(SYSTEMS) and len(a.systems) < len(SYSTEMS):
-        console.print(f"no ratios: only {', '.join(a.systems)} measured (--systems / --smoke)")
-    warn_missing()
+    for note in skip_notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if missing:
+        console.print(missing_panel(missing))
+    if result["scenarios"].get("main", {}).get("median"):
+        result["chart"] = draw_chart(result, chart_path, console)
+        a.json.write_text(json.dumps(result, indent=2) + "\n")
     if not bench.verification_ok:
         console.print(
             Panel(
@@ -867,10 +848,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         exit_code = exit_code or 1
     elif exit_code == 0:
-        n = sum(len(sc["runs"]) for sc in result["scenarios"].values()) * len(systems)
+        n = sum(len(sc["runs"]) for sc in result["scenarios"].values()) * len(bench.systems)
         console.print(f"restore verification: PASS ({n} restores byte-exact: file list, sizes, sha256)")
     console.print(f"raw figures: {a.json}")
     return exit_code
+
+
+@contextlib.contextmanager
+def sigterm_as_keyboard_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt, so the ``finally`` that stops Azurite runs."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

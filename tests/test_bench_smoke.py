@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -27,6 +28,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
     assert data["verification_ok"] is True
     assert "error" not in data
+    assert data["missing"] == {}  # --smoke selects tiervault alone: nothing to be missing
+    assert data["config"]["systems"] == ["tiervault"]
+    if importlib.util.find_spec("matplotlib") is not None:  # the chart goes next to the JSON
+        assert data["chart"] == str(out.with_suffix(".png"))
+        assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     main = data["scenarios"]["main"]
     assert len(main["runs"]) == 1
     run = main["runs"][0]
