@@ -284,6 +284,10 @@ class AzureBackend:
     ``aclose`` (or ``async with``), which also closes a credential it created, never one given to it.
     """
 
+    #: ``put_if_absent`` needs ``bytes`` (the SDK's single-shot upload): a memoryview is copied, so
+    #: writers that can hand over ``bytes`` and drop their own buffer should (``Repository.put_needs_bytes``)
+    put_needs_bytes = True
+
     def __init__(
         self,
         address: AzureAddress,
