@@ -280,13 +280,18 @@ class Bench:
     systems: list[System]
     work: Path
     verification_ok: bool = True
+    #: where restores go (default: the work dir); see --restore-dir
+    restore_dir: Path | None = None
+
+    def target(self, sys_: System) -> Path:
+        return (self.restore_dir or self.work) / f"restore-{sys_.name}"
 
     def step(
         self, sys_: System, step: str, argv: list[str], *, run: str, corpus_bytes: int
     ) -> dict[str, Any]:
         """Run one measured step of one system; ``run`` is a label like ``"2/3"``."""
         logs = self.work / "logs" / f"run{run.partition('/')[0]}" / sys_.name / step
-        target = self.work / f"restore-{sys_.name}"
+        target = self.target(sys_)
         sys_.before_step(step)
         m = run_measured(argv, env=sys_.env(), cwd=sys_.cwd(step, target), logs=logs)
         if m.exit_code != 0:
@@ -348,7 +353,7 @@ class Bench:
             expected = manifest(corpus)
             record["verification"] = {}
             for s in order:
-                target = self.work / f"restore-{s.name}"
+                target = self.target(s)
                 shutil.rmtree(target, ignore_errors=True)
                 target.mkdir()
                 argv = s.restore(target)
@@ -593,6 +598,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where corpus, repositories and restores go; the generated corpus is kept and reused there "
         "(default: a fresh temporary directory under /tmp, removed at the end)",
     )
+    ap.add_argument(
+        "--restore-dir",
+        type=Path,
+        metavar="DIR",
+        help="restore into DIR instead of the work dir, e.g. /dev/shm: on this kind of VM, creating files "
+        "on ext4 (online discard) after a large delete is slow and depends on what ran before, which makes "
+        "restore figures depend on the order of systems",
+    )
     ap.add_argument("--runs", type=int, default=3, help="runs; every figure is the median (default 3)")
     ap.add_argument(
         "--big-file-gib",
@@ -737,6 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "smoke": a.smoke,
             "big_file_gib": a.big_file_gib,
             "workdir": str(work),
+            "restore_dir": str(a.restore_dir.resolve()) if a.restore_dir else str(work),
             "corpus_seed": CORPUS_SEED,
             "mutate_seed": MUTATE_SEED,
             "cache": "warm page cache: it cannot be dropped here; every step reads recent data",
@@ -776,7 +790,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print(
                     f"[yellow]note: load average {load:.1f} on {os.cpu_count()} cores: figures will be noisy"
                 )
-            bench = Bench(console, systems, work)
+            restore_dir = a.restore_dir.resolve() if a.restore_dir else None
+            if restore_dir is not None:
+                restore_dir.mkdir(parents=True, exist_ok=True)
+            bench = Bench(console, systems, work, restore_dir=restore_dir)
             base = Corpus(work / f"pristine-{a.profile.replace(',', '+')}-{a.scale:g}", a.profile, a.scale)
             base.ensure(console)
             scenarios: list[tuple[str, Corpus, int]] = [("main", base, a.runs)]
