@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import logging
 import operator
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -254,6 +255,11 @@ class _Job:
 
 _Obj = dict[str, Any]  # a node as its tree JSON object (core/format/tree.py)
 _by_name = operator.itemgetter(0)
+#: the keys of a file's object: stat_json's 11 (with "name" or "name_b64") and "content"
+_FILE_KEYS = 12
+_FILE_FIELDS = operator.itemgetter(
+    "mtime_ns", "ctime_ns", "inode", "size", "type", "mode", "uid", "gid", "device", "links"
+)
 
 
 @dataclass(slots=True)
@@ -494,6 +500,14 @@ class FolderArchiver:
                 if isinstance(st, OSError):
                     raise st
                 old = parent.get(name)
+                if old is not None and self._unchanged_file(old, st):
+                    # the parent's object is exactly what stat_json + _reusable would rebuild: take it
+                    stats.files += 1
+                    stats.bytes_total += st.st_size
+                    reused_files += 1
+                    reused_bytes += st.st_size
+                    pending.nodes.append((name, old))
+                    continue
                 # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
                 key = (st.st_ctime_ns, st.st_ino)
                 same = old is not None and (old.get("ctime_ns"), old.get("inode")) == key
@@ -542,6 +556,51 @@ class FolderArchiver:
         self._drain(block=False)
         return pending
 
+    def _unchanged_file(self, old: _Obj, st: os.stat_result) -> bool:
+        """The fast path of an incremental run: a regular file whose every recorded field matches
+        ``lstat`` and whose chunks are all indexed (the common case: most files did not change)."""
+        if self.force_rehash or not stat.S_ISREG(st.st_mode):
+            return False
+        try:
+            recorded = _FILE_FIELDS(old)
+        except KeyError:
+            return False
+        now = (
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_size,
+            "file",
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+            st.st_gid,
+            st.st_dev,
+            st.st_nlink,
+        )
+        return (
+            recorded == now
+            # nothing but what stat_json writes (+ content, + xattrs kept while ctime matches)
+            and len(old) == (_FILE_KEYS + 1 if "xattrs" in old else _FILE_KEYS)
+            and isinstance(old.get("xattrs", []), list)
+            and self._indexed(old.get("content"))
+        )
+
+    def _indexed(self, content: Any) -> bool:
+        """A parent's content list whose chunks are all in the index (else the file is read again)."""
+        if not isinstance(content, list):
+            return False
+        index = self.repo.index
+        for item in content:
+            if isinstance(item, str):
+                try:
+                    if bytes.fromhex(item) not in index:
+                        return False
+                except ValueError:
+                    return False
+            elif not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                return False
+        return True
+
     def _reusable(self, obj: _Obj, old: _Obj | None) -> list[Any] | None:
         """The parent's content list of an unchanged file whose chunks are all indexed, else None."""
         if self.force_rehash or old is None or old.get("type") != "file":
@@ -554,19 +613,7 @@ class FolderArchiver:
         ):
             return None
         content = old.get("content")
-        if not isinstance(content, list):
-            return None
-        index = self.repo.index
-        for item in content:
-            if isinstance(item, str):
-                try:
-                    if bytes.fromhex(item) not in index:
-                        return None
-                except ValueError:
-                    return None
-            elif not isinstance(item, int) or isinstance(item, bool) or item < 0:
-                return None
-        return content
+        return content if self._indexed(content) else None
 
     def _submit(self, job: _Job) -> None:
         self._queue_slots.acquire()

@@ -5,10 +5,12 @@ or a no-change snapshot would write new trees (or, worse, trees that decode diff
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
+import tiervault
 from tiervault.core.format.tree import (
     decode_tree,
     decode_tree_json,
@@ -85,3 +87,33 @@ def test_a_tree_of_objects_encodes_like_a_tree_of_nodes(tree: Path) -> None:
     assert encode_tree_json(objs) == data
     assert decode_tree_json(data) == objs  # what the archiver compares a directory with
     assert decode_tree(data) == sorted(nodes, key=lambda n: n.name)
+
+
+async def test_unchanged_files_take_the_fast_path_and_give_the_same_tree(
+    vault: tiervault.Vault, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental run reuses the parent's object of an unchanged file without rebuilding it
+    (no stat_json call), and the directory's tree id stays the same; a touched file is rebuilt."""
+    await vault.protect(tree, name="src")
+    first = await vault.snapshot("src")
+    built: list[bytes] = []
+
+    def counting(path: bytes, name: bytes, st: os.stat_result, **kw: bool) -> dict[str, object] | None:
+        built.append(name)
+        return stat_json(path, name, st, **kw)
+
+    monkeypatch.setattr("tiervault.archiver.stat_json", counting)
+    second = await vault.snapshot("src")
+    files = {n for _, n, st in _entries(tree) if stat.S_ISREG(st.st_mode)}
+    assert files and not files & set(built), "unchanged files were rebuilt"
+    assert second.stats.files_reused == len(files) and second.stats.files_read == 0
+    repo = vault._repo
+    assert (await repo.load_snapshot(second.point.id)).tree == (await repo.load_snapshot(first.point.id)).tree
+
+    os.utime(tree / "tagged", ns=(1, 2))  # xattrs kept, mtime changed: rebuilt, read again
+    built.clear()
+    third = await vault.snapshot("src")
+    assert b"tagged" in built and third.stats.files_read == 1
+    out = tree.parent / "out"
+    assert (await vault.restore(third.point, out)).ok
+    assert os.stat(out / "tagged").st_mtime_ns == 2
