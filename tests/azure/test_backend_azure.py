@@ -5,6 +5,7 @@ time, and the lost-response hazard, against Azurite and the real SDK."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from tiervault.errors import (
     ObjectArchivedError,
     ObjectNotFoundError,
     PermissionDeniedError,
+    TiervaultError,
     TransientBackendError,
     UsageError,
 )
@@ -338,6 +340,31 @@ async def test_put_if_absent_with_the_sdk_retrying_a_lost_response(
         assert lost == [201]  # the first attempt did create it
         assert await backend.put_if_absent("index/other", b"fine") is True
     assert await (await sdk.download_blob("index/lost")).readall() == b"payload"
+
+
+async def test_an_upload_damaged_in_flight_is_refused_by_its_md5(
+    container_url: str, sdk: ContainerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """put_if_absent sends a Content-MD5 header (hashed off the event loop): a body changed after
+    hashing is refused by the service and nothing is stored; an intact one keeps that MD5."""
+    real_send = azure_mod._PooledTransport.send
+
+    async def damaging(self: Any, request: Any, **kwargs: Any) -> Any:
+        if request.method == "PUT" and request.url.split("?")[0].endswith("/data/damaged"):
+            body = bytearray(request.data)
+            body[100] ^= 0x01  # one bit, same length
+            request.data = bytes(body)
+        return await real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(azure_mod._PooledTransport, "send", damaging)
+    payload = bytes(range(256)) * 64
+    async with AzureBackend.from_url(container_url, retry_total=0) as backend:
+        with pytest.raises(TiervaultError):
+            await backend.put_if_absent("data/damaged", payload)
+        assert await backend.put_if_absent("data/intact", payload) is True
+    assert "data/damaged" not in await blob_names(sdk)
+    props = await sdk.get_blob_client("data/intact").get_blob_properties()
+    assert bytes(props.content_settings.content_md5) == hashlib.md5(payload).digest()
 
 
 @pytest.mark.usefixtures("no_unclosed_sessions")

@@ -23,6 +23,8 @@ retry around idempotent units of work. 4xx errors are never retried.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import math
 import os
@@ -433,10 +435,13 @@ class AzureBackend:
         self._check_open()
         blob = self._container.get_blob_client(self._blob(name))
         payload = data if isinstance(data, bytes) else bytes(data)
+        # Transactional MD5: the service refuses the upload if the body it got has another digest.
+        # The SDK's validate_content computes it on the event loop (about 25 ms per 16 MiB pack,
+        # blocking every other request meanwhile): hash in a worker thread instead (hashlib
+        # releases the GIL) and send the same Content-MD5 header.
+        headers = {"Content-MD5": await asyncio.to_thread(_md5_b64, payload)} if self._validate else None
         try:
-            await blob.upload_blob(
-                payload, overwrite=False, length=len(payload), validate_content=self._validate
-            )
+            await blob.upload_blob(payload, overwrite=False, length=len(payload), headers=headers)
             return True
         except ResourceExistsError as exc:
             if _code(exc) != "BlobAlreadyExists":  # e.g. ContainerBeingDeleted
@@ -729,3 +734,7 @@ class _PooledTransport(AioHttpTransport):  # type: ignore[misc]  # azure-core ex
                 auto_decompress=False,
             )
         await super().open()
+
+
+def _md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
