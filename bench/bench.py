@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -769,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tables: list[Table] = []
     skip_notes: list[str] = []
     try:
-        with sigterm_as_keyboard_interrupt():
+        with peers.sigterm_as_keyboard_interrupt():
             azure = start_azure(a, work, console, missing, notes)
             if azure is not None:
                 info["versions"]["azurite"] = azure.version()
@@ -869,23 +869,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"restore verification: PASS ({n} restores byte-exact: file list, sizes, sha256)")
     console.print(f"raw figures: {a.json}")
     return exit_code
-
-
-@contextlib.contextmanager
-def sigterm_as_keyboard_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises KeyboardInterrupt, so the ``finally`` that stops Azurite runs."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,16 @@ def rclone_env(blob_endpoint: str, sas: str, config: Path, remote: str = RCLONE_
     }
 
 
+def sigterm_as_keyboard_interrupt() -> Any:
+    """SIGTERM raises KeyboardInterrupt while inside, so the ``finally`` that stops Azurite and the step
+    processes runs (the helper of ``tests.support.azurite``)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(1, str(ROOT))  # after bench/: tests.support.azurite
+    from tests.support.azurite import sigterm_as_keyboard_interrupt as helper
+
+    return helper()
+
+
 class AzureSide:
     """The one Azurite of a bench invocation (``tests.support.azurite``), with container helpers."""
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.support.benchrun import run_bench
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 BENCH = BENCH_DIR / "bench.py"
@@ -283,18 +285,10 @@ def test_report_prints_ratios_missing_peers_and_draws_the_chart(tmp_path: Path) 
     data = tmp_path / "old.json"
     data.write_text(json.dumps(_synthetic_result()))
     png = tmp_path / "charts" / "again.png"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--report", str(data), "--chart", str(png)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stdout = run_bench("--report", str(data), "--chart", str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
-    out = proc.stdout
+    out = stdout
     assert "tiervault / restic" in out and "2.00x" in out  # the initial backup ratio
     assert "apt-get install borgbackup" in out  # the missing peer, loudly
     assert "borg-zstd3 not selected" in out
@@ -308,17 +302,8 @@ def test_chart_skipped_without_matplotlib_is_not_an_error(tmp_path: Path) -> Non
     blocker.mkdir()
     (blocker / "matplotlib.py").write_text("raise ImportError('hidden by the test')\n")
     env = {**os.environ, "PYTHONPATH": str(blocker)}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--report", str(data)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "chart skipped" in proc.stdout and "matplotlib" in proc.stdout
+    stdout = run_bench("--report", str(data), env=env)
+    assert "chart skipped" in stdout and "matplotlib" in stdout
     assert not data.with_suffix(".png").exists()
 
 
@@ -326,19 +311,10 @@ def test_a_missing_peer_is_reported_not_dropped(tmp_path: Path) -> None:
     """Only a missing system selected: nothing is measured, the JSON and the terminal say how to install."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}  # no restic, no borg on this PATH
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--systems", "restic,borg-lz4", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stdout = run_bench("--systems", "restic,borg-lz4", "--json", str(out), expect=2, env=env)
     data = json.loads(out.read_text())
     assert data["missing"] == {"restic": "apt-get install restic", "borg-lz4": "apt-get install borgbackup"}
-    assert "apt-get install restic" in proc.stdout and "apt-get install borgbackup" in proc.stdout
+    assert "apt-get install restic" in stdout and "apt-get install borgbackup" in stdout
 
 
 # ------------------------------------------------------------------------------------ optional: Azurite
@@ -359,16 +335,11 @@ def test_bench_tiervault_az_cold(tmp_path: Path) -> None:
     if not _azurite_installed():
         pytest.skip("Azurite is not installed (python tests/support/azurite.py install)")
     out = tmp_path / "bench.json"
-    argv = [sys.executable, str(BENCH), "--systems", "tiervault-az-cold", "--scale", "0.01", "--runs", "1"]
-    proc = subprocess.run(
-        [*argv, "--json", str(out), "--workdir", str(tmp_path / "work")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    run_bench(
+        *("--systems", "tiervault-az-cold", "--scale", "0.01", "--runs", "1", "--json", str(out)),
+        *("--workdir", str(tmp_path / "work")),
         timeout=300,
-        check=False,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     run = data["scenarios"]["main"]["runs"][0]
     assert run["verification"]["tiervault-az-cold"]["ok"] is True

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.benchrun import run_bench
+
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "bench.py"
 STEPS = ("init", "initial", "mutated", "no-change", "restore")
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_bench("--smoke", "--json", str(out), "--workdir", str(tmp_path / "work"))
     data = json.loads(out.read_text())
 
     assert data["verification_ok"] is True
@@ -58,15 +49,7 @@ LIMIT_STAGES = ("read", "chunk", "hash", "compress", "encrypt", "pack")
 def test_bench_limits_smoke(tmp_path: Path) -> None:
     """``--limits --smoke``: a 16 MiB buffer, no Azurite; every CPU stage gets positive figures."""
     out = tmp_path / "limits.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--limits", "--smoke", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stdout = run_bench("--limits", "--smoke", "--json", str(out))
     limits = json.loads(out.read_text())["limits"]
     assert limits["buffer_bytes"] == 16 << 20
     stages = limits["stages"]
@@ -77,4 +60,4 @@ def test_bench_limits_smoke(tmp_path: Path) -> None:
         assert fig["scaling"] > 0, stage
         assert fig["bytes"] > 0, stage
     assert "skipped" in stages["upload"]  # no Azurite in the smoke path
-    assert "raw limits" in proc.stdout
+    assert "raw limits" in stdout
