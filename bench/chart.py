@@ -7,14 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-THROUGHPUT_STEPS = ("initial", "mutated", "no-change", "restore")
-SIZE_STEPS = ("initial", "mutated", "no-change")
-LABELS = {
-    "initial": "initial backup",
-    "mutated": "backup after mutate",
-    "no-change": "no-change backup",
-    "restore": "full restore",
-}
+from targets import BACKUP_STEPS as SIZE_STEPS  # bench/ is sys.path[0], as for bench.py
+from targets import STEP_LABELS as LABELS
+from targets import STEPS
+
+THROUGHPUT_STEPS = STEPS[1:]  # every step but init
+
 COLORS = {
     "tiervault": "#1f4e9c",
     "tiervault-az-warm": "#3f83d9",

@@ -43,11 +43,10 @@ from tiervault.core.format.tree import (
     decode_tree_json,
     encode_tree_json,
     json_name,
-    node_to_json,
 )
 from tiervault.errors import TiervaultError, UsageError
 from tiervault.repo.repository import Repository
-from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json, stat_node
+from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json
 
 log = logging.getLogger("tiervault.archiver")
 
@@ -671,8 +670,8 @@ class FolderArchiver:
             root_st = os.stat(self.source)
         except OSError as exc:
             raise UsageError(f"cannot read source {os.fsdecode(self.source)!r}: {exc.strerror}") from exc
-        root = stat_node(self.source, b"root", root_st)
-        if root is None or root.type != "dir":
+        root = stat_json(self.source, b"root", root_st)
+        if root is None or root["type"] != "dir":
             raise UsageError(f"source {os.fsdecode(self.source)!r} is not a directory")
         self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="tiervault-read")
         self._savers = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="tiervault-pack")
@@ -688,9 +687,9 @@ class FolderArchiver:
         self._meta.flush()
         self._uploads.wait_all()
         assert top.tree_id is not None
-        root.subtree = top.tree_id
+        root["subtree"] = top.tree_id.hex()
         self.stats.duration_s = time.monotonic() - started
-        return ArchiveOutcome(top.tree_id, node_to_json(root), self.stats, self.errors, self.incomplete)
+        return ArchiveOutcome(top.tree_id, root, self.stats, self.errors, self.incomplete)
 
 
 def _tree_ref(value: Any) -> bytes | None:

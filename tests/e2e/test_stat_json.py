@@ -1,5 +1,5 @@
 """The archiver builds tree JSON objects straight from ``lstat`` (``stat_json``) and keeps the parent's
-objects for unchanged entries: both must be exactly what ``node_to_json`` writes for the same entry,
+objects for unchanged entries: both must be exactly what ``node_to_json`` writes for the same node,
 or a no-change snapshot would write new trees (or, worse, trees that decode differently)."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from tiervault.core.format.tree import (
     decode_tree_json,
     encode_tree,
     encode_tree_json,
+    node_from_json,
     node_to_json,
 )
-from tiervault.sources.folder import list_dir, stat_json, stat_node
+from tiervault.sources.folder import list_dir, stat_json
 
 
 def _entries(root: Path) -> list[tuple[bytes, bytes, os.stat_result]]:
@@ -51,42 +52,55 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_stat_json_is_node_to_json_of_stat_node(tree: Path) -> None:
+def _completed(obj: dict[str, object]) -> dict[str, object]:
+    """What the archiver adds: a file's content, a directory's subtree."""
+    if obj["type"] == "file":
+        obj["content"] = ["02" * 32, 4096]
+    if obj["type"] == "dir":
+        obj["subtree"] = "03" * 32
+    return obj
+
+
+def test_stat_json_records_lstat_and_is_canonical(tree: Path) -> None:
+    """Every field comes from lstat (or readlink / the xattrs), and the object is exactly what
+    node_to_json writes for the node it decodes to: the archiver's objects and trees written from
+    Nodes never differ for the same entry."""
     seen = set()
     for path, name, st in _entries(tree):
-        node = stat_node(path, name, st)
         obj = stat_json(path, name, st)
-        assert node is not None and obj is not None
+        assert obj is not None
+        node = node_from_json(_completed(obj))
         seen.add(node.type)
-        expected = node_to_json(node) if node.type != "dir" else None
+        assert (node.name, node.mode, node.uid, node.gid) == (
+            name,
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+            st.st_gid,
+        )
+        assert (node.mtime_ns, node.ctime_ns, node.inode, node.device) == (
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_dev,
+        )
         if node.type == "file":
-            del expected["content"]  # type: ignore[index]  # the archiver adds it
-        if node.type == "dir":
-            node.subtree = b"\x01" * 32
-            expected = node_to_json(node)
-            obj["subtree"] = node.subtree.hex()
-        assert obj == expected, name
+            assert (node.size, node.links) == (st.st_size, st.st_nlink)
+        if node.type == "symlink":
+            assert node.target == os.readlink(path)
+        if name == b"tagged" and os.listxattr(path):
+            assert node.xattrs == [(b"user.tiervault", b"\x00\x01value")]
+        assert node_to_json(node) == obj, name
+    assert stat_json(path, name, st, xattrs=False) is not None
     assert {"file", "dir", "symlink", "fifo"} <= seen
 
 
 def test_a_tree_of_objects_encodes_like_a_tree_of_nodes(tree: Path) -> None:
-    nodes, objs = [], []
-    for path, name, st in _entries(tree):
-        node = stat_node(path, name, st)
-        obj = stat_json(path, name, st)
-        assert node is not None and obj is not None
-        if node.type == "file":
-            node.content = [b"\x02" * 32, 4096]
-            obj["content"] = [("02" * 32), 4096]
-        if node.type == "dir":
-            node.subtree = b"\x03" * 32
-            obj["subtree"] = "03" * 32
-        nodes.append(node)
-        objs.append(obj)
+    objs = [_completed(stat_json(path, name, st) or {}) for path, name, st in _entries(tree)]
+    nodes = [node_from_json(o) for o in objs]
     data = encode_tree(nodes)
     assert encode_tree_json(objs) == data
     assert decode_tree_json(data) == objs  # what the archiver compares a directory with
-    assert decode_tree(data) == sorted(nodes, key=lambda n: n.name)
+    assert decode_tree(data) == nodes
 
 
 async def test_unchanged_files_take_the_fast_path_and_give_the_same_tree(

@@ -11,7 +11,7 @@ import stat
 from collections.abc import Iterator
 from typing import Any
 
-from tiervault.core.format.tree import Node, entry_json, put_bytes, xattrs_to_json
+from tiervault.core.format.tree import entry_json, put_bytes, xattrs_to_json
 
 _HAS_XATTR = hasattr(os, "listxattr")
 _NO_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM, errno.EACCES}
@@ -54,36 +54,10 @@ def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
         raise
 
 
-def stat_node(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = True) -> Node | None:
-    """Metadata of one entry (no file content). None for types that are not backed up."""
-    ntype = node_type(st.st_mode)
-    if ntype is None:
-        return None
-    node = Node(
-        name=name,
-        type=ntype,
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-        inode=st.st_ino,
-        device=st.st_dev,
-        links=st.st_nlink if ntype == "file" else 1,  # only files record their link count
-        size=st.st_size if ntype == "file" else 0,
-    )
-    if ntype == "symlink":
-        node.target = os.readlink(path)
-    elif ntype in ("chardev", "blockdev"):
-        node.rdev = st.st_rdev
-    if xattrs:
-        node.xattrs = read_xattrs(path)
-    return node
-
-
 def stat_json(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = True) -> dict[str, Any] | None:
-    """``node_to_json(stat_node(...))`` without the ``Node``, less what only the archiver knows (a
-    file's ``content``, a directory's ``subtree``). None for types that are not backed up."""
+    """One entry's metadata as its tree JSON object (``node_to_json``'s format), less what only the
+    archiver knows (a file's ``content``, a directory's ``subtree``). None for types that are not
+    backed up. ``xattrs=False`` skips reading them (the caller keeps the parent's)."""
     ntype = node_type(st.st_mode)
     if ntype is None:
         return None
