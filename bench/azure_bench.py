@@ -141,6 +141,7 @@ def make_smoke_tree(root: Path) -> None:
 
 
 def main() -> int:
+    tiervault.tune_allocator()  # as the CLI does (tiervault/memory.py)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", type=Path, help="tree to back up (default with --smoke: a generated one)")
     ap.add_argument("--smoke", action="store_true", help="a tiny generated tree, for CI")

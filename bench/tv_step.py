@@ -55,6 +55,7 @@ def _password() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tiervault.tune_allocator()  # as the CLI does, and as a service opts in (tiervault/memory.py)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["init", "snapshot", "restore"])
     ap.add_argument("--repo", required=True)

@@ -34,12 +34,24 @@ EXPECTED = {
     "WrongPasswordError",
     "__version__",
     "init",
-    "open",
+    "tune_allocator",
 }
 
 
 def test_all_is_pinned() -> None:
     assert set(tiervault.__all__) == EXPECTED
+
+
+def test_star_import_does_not_shadow_builtins() -> None:
+    """``from tiervault import *`` in someone's module must leave ``open`` (and every builtin) alone;
+    ``tiervault.open`` is still the way to open a repository."""
+    import builtins
+
+    namespace: dict[str, object] = {}
+    exec("from tiervault import *", namespace)
+    assert not set(namespace) - {"__builtins__"} & set(dir(builtins))
+    assert "open" not in namespace
+    assert callable(tiervault.open) and tiervault.open is not builtins.open
 
 
 def test_all_names_exist() -> None:

@@ -72,7 +72,9 @@ def test_opt_out_and_an_explicit_malloc_setting_are_respected() -> None:
     assert _probe("tune", MALLOC_MMAP_THRESHOLD_="65536")["applied"] is False
 
 
-def test_opening_a_vault_tunes_the_allocator(tmp_path: object) -> None:
+def test_opening_a_vault_leaves_the_allocator_alone(tmp_path: object) -> None:
+    """A library imported into someone's service or Function must not change their process's malloc
+    settings: ``init``/``open`` do not tune; ``tiervault.tune_allocator()`` is the explicit opt-in."""
     code = textwrap.dedent(
         f"""
         import asyncio, tiervault, tiervault.memory as m
@@ -85,4 +87,18 @@ def test_opening_a_vault_tunes_the_allocator(tmp_path: object) -> None:
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[True]"
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_command_line_tunes_the_allocator(tmp_path: object) -> None:
+    """The CLI owns its process: it fixes the threshold before any work (opt-out as above)."""
+    code = textwrap.dedent(
+        f"""
+        import os, tiervault.cli, tiervault.memory as m
+        os.environ["TIERVAULT_PASSWORD"] = "pw"
+        rc = tiervault.cli.main(["-r", {str(tmp_path)!r} + "/repo", "init", "--kdf-log-n", "10"])
+        print(rc, m._decided)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 [True]"

@@ -18,8 +18,8 @@ from tiervault.api import (
     SnapshotResult,
     Vault,
     init,
-    open,
 )
+from tiervault.api import open as open  # tiervault.open; not in __all__: a star import keeps the builtin
 from tiervault.archiver import Progress, SnapshotStats
 from tiervault.core.crypto import ScryptParams
 from tiervault.errors import (
@@ -39,6 +39,7 @@ from tiervault.errors import (
     WrongPasswordError,
 )
 from tiervault.maintenance import CheckResult
+from tiervault.memory import tune_allocator
 from tiervault.policy import Policy
 from tiervault.restorer import RestoreStats
 
@@ -72,5 +73,5 @@ __all__ = [
     "WrongPasswordError",
     "__version__",
     "init",
-    "open",
+    "tune_allocator",
 ]

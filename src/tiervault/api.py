@@ -27,7 +27,6 @@ from tiervault.core.crypto import ScryptParams
 from tiervault.core.format.tree import Node
 from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
-from tiervault.memory import tune_allocator
 from tiervault.policy import Policy
 from tiervault.repo.repository import (
     DEFAULT_PACK_SIZE,
@@ -688,7 +687,6 @@ def open(
     """
 
     async def go() -> Vault:
-        tune_allocator()  # before the scrypt work area and any worker thread (tiervault/memory.py)
         backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             return Vault(await Repository.open(backend, _password(password)))
@@ -716,7 +714,6 @@ def init(
     for :func:`open`. ``pack_size`` defaults to 8 MiB on a local file system and 16 MiB elsewhere."""
 
     async def go() -> Vault:
-        tune_allocator()  # before the scrypt work area and any worker thread (tiervault/memory.py)
         backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             concrete = _innermost(backend)

@@ -67,6 +67,7 @@ from tiervault import (
     UsageError,
     Vault,
     WrongPasswordError,
+    tune_allocator,
 )
 
 PROG = "tiervault"
@@ -934,7 +935,13 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``tiervault`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``tiervault`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    The command owns its process, so it fixes glibc's ``mmap`` threshold first (before the scrypt work
+    area and any worker thread; ``tiervault/memory.py``, opt-out ``TIERVAULT_MALLOC_TUNING=0``). The
+    library never does that by itself: a service calls :func:`tiervault.tune_allocator` if it wants it.
+    """
+    tune_allocator()
     return int(_main(argv))
 
 

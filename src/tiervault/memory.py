@@ -10,8 +10,9 @@ an initial snapshot 203 -> 157 MB, of a full restore 185 -> 123 MB, with a fixed
 
 :func:`tune_allocator` sets the threshold once per process (``mallopt(M_MMAP_THRESHOLD)``, which also
 turns the dynamic raising off). It changes only where glibc puts large blocks, not how much a
-program may allocate. ``tiervault.open`` and ``tiervault.init`` call it unless the environment has
-``TIERVAULT_MALLOC_TUNING=0``; it does nothing on other C libraries or when the variable
+program may allocate. The ``tiervault`` command calls it at start unless the environment has
+``TIERVAULT_MALLOC_TUNING=0``; the library never does (it is not its process): a service opts in by
+calling ``tiervault.tune_allocator()``. It does nothing on other C libraries or when the variable
 ``MALLOC_MMAP_THRESHOLD_`` already says what the process owner wants.
 """
 
