@@ -10,7 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -228,10 +228,12 @@ def _password(pw: Password) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AzureOptions:
-    """How to reach Azure Blob Storage (only for ``az://`` / ``azurite://`` addresses).
+    """How to reach Azure Blob Storage (only for Azure addresses: ``https://...blob...``, ``az://``,
+    ``azurite://``). ``tiervault.open(url, credential=...)`` is the short form of ``credential`` here.
 
-    With none of ``credential``, ``connection_string``, ``account_key`` or ``sas_token``, the
-    environment is used (``AZURE_STORAGE_CONNECTION_STRING``/``_KEY``/``_SAS_TOKEN``), then
+    With none of ``credential``, ``connection_string``, ``account_key`` or ``sas_token`` (nor a SAS in an
+    ``https://`` address), the environment is used (``AZURE_STORAGE_CONNECTION_STRING``/``_KEY``/
+    ``_SAS_TOKEN``), then
     ``azure.identity.aio.DefaultAzureCredential``. A credential passed in is never closed by tiervault.
     """
 
@@ -248,11 +250,27 @@ class AzureOptions:
 CacheOption = str | os.PathLike[str] | bool | None
 
 
+def _is_remote(url: str | os.PathLike[str]) -> bool:
+    """An Azure address (``az://``, ``azurite://`` or an ``https://`` blob URL), not a local path."""
+    return urlparse(os.fspath(url)).scheme in ("az", "azurite", "http", "https")
+
+
+def _azure_options(azure: AzureOptions | None, credential: Any) -> AzureOptions | None:
+    """``credential=`` given directly (as the Azure SDK takes it) means ``AzureOptions(credential=)``."""
+    if credential is None:
+        return azure
+    if azure is not None:
+        if azure.credential is not None:
+            raise UsageError("give the credential once: credential= or AzureOptions(credential=), not both")
+        return replace(azure, credential=credential)
+    return AzureOptions(credential=credential)
+
+
 def _open_backend(url: str | os.PathLike[str], azure: AzureOptions | None) -> Backend:
     """Build the concrete backend for an address (no decorators)."""
     text = os.fspath(url)
     parsed = urlparse(text)
-    if parsed.scheme in ("az", "azurite"):
+    if _is_remote(text):
         from tiervault.backend.azure import AzureBackend
 
         o = azure or AzureOptions()
@@ -277,7 +295,8 @@ def _open_backend(url: str | os.PathLike[str], azure: AzureOptions | None) -> Ba
         return LocalBackend(os.path.abspath(os.path.expanduser(text)))
     raise UsageError(
         f"unsupported repository address {text!r}: use a local path, file:///path, "
-        "az://ACCOUNT/CONTAINER[/PREFIX] or azurite://HOST:PORT/CONTAINER"
+        "https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], az://ACCOUNT/CONTAINER[/PREFIX] "
+        "or azurite://HOST:PORT/CONTAINER"
     )
 
 
@@ -286,8 +305,7 @@ def _cache_dir(url: str | os.PathLike[str], cache_dir: CacheOption) -> Path | No
     if cache_dir is False:
         return None
     if cache_dir is None:
-        remote = urlparse(os.fspath(url)).scheme in ("az", "azurite")
-        return default_cache_dir() if remote else None
+        return default_cache_dir() if _is_remote(url) else None
     if cache_dir is True:
         return default_cache_dir()
     text = os.fspath(cache_dir)
@@ -674,11 +692,18 @@ def open(
     url: str | os.PathLike[str],
     *,
     password: Password,
+    credential: Any = None,
     azure: AzureOptions | None = None,
     cache_dir: CacheOption = None,
     cache_max_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> _Opening:
-    """Open an existing repository: a local path, ``file://``, ``az://`` or ``azurite://`` address.
+    """Open an existing repository: a local path, ``file://``, an Azure blob URL
+    (``https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]``, optionally with a SAS), ``az://`` or
+    ``azurite://`` address.
+
+    ``credential`` is any ``azure.identity.aio`` credential (or what the SDK accepts as one), as an
+    Azure SDK client takes it; tiervault never closes a credential it did not create. Without one, see
+    :class:`AzureOptions` for the order in which the environment is tried.
 
     The disk tier (``docs/architecture.md``, "Disk tier") is on by default for Azure repositories,
     in :func:`tiervault.cache.default_cache_dir`, and off for local ones. ``cache_dir`` names its
@@ -686,8 +711,10 @@ def open(
     off. ``cache_max_bytes`` bounds what it keeps of this repository (2 GiB).
     """
 
+    options = _azure_options(azure, credential)
+
     async def go() -> Vault:
-        backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
+        backend = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             return Vault(await Repository.open(backend, _password(password)))
         except BaseException:
@@ -704,17 +731,20 @@ def init(
     pack_size: int | None = None,
     chunker: ChunkerParams | None = None,
     kdf: ScryptParams | None = None,
+    credential: Any = None,
     azure: AzureOptions | None = None,
     create_container: bool = True,
     cache_dir: CacheOption = None,
     cache_max_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> _Opening:
     """Create a repository and open it. On Azure the container is created first when
-    ``create_container`` (and the credential may do so). ``cache_dir`` and ``cache_max_bytes`` as
-    for :func:`open`. ``pack_size`` defaults to 8 MiB on a local file system and 16 MiB elsewhere."""
+    ``create_container`` (and the credential may do so). ``credential``, ``cache_dir`` and
+    ``cache_max_bytes`` as for :func:`open`. ``pack_size`` defaults to 8 MiB on a local file system and
+    16 MiB elsewhere."""
+    options = _azure_options(azure, credential)
 
     async def go() -> Vault:
-        backend = _backend_for(url, azure, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
+        backend = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
             concrete = _innermost(backend)
             # packs are buffered in memory until stored: a local disk needs no large ones, a remote

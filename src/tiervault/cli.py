@@ -147,8 +147,8 @@ def _add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> N
         "--repo",
         metavar="URL",
         default=default(None),
-        help=f"repository: a path, file:///path, az://ACCOUNT/CONTAINER[/PREFIX] or "
-        f"azurite://HOST:PORT/CONTAINER (default: ${ENV_REPOSITORY})",
+        help=f"repository: a path, file:///path, https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], "
+        f"az://ACCOUNT/CONTAINER[/PREFIX] or azurite://HOST:PORT/CONTAINER (default: ${ENV_REPOSITORY})",
     )
     g.add_argument(
         "--password-file",

@@ -2,16 +2,21 @@
 
 Addresses (parsed by :func:`parse_url`):
 
+* ``https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX][?SAS]`` — the Azure-native URL (also with
+  another cloud's suffix, ``ACCOUNT.blob.core.chinacloudapi.cn``, or path-style for emulators:
+  ``http://127.0.0.1:10000/devstoreaccount1/CONTAINER`` is Azurite); the same as:
 * ``az://ACCOUNT/CONTAINER[/PREFIX]`` — ``https://ACCOUNT.blob.core.windows.net``; the first credential
-  of: ``credential=``; ``connection_string=`` or ``AZURE_STORAGE_CONNECTION_STRING`` (for the same
-  account); ``account_key=`` or ``AZURE_STORAGE_KEY``; ``sas_token=`` or ``AZURE_STORAGE_SAS_TOKEN``;
-  else ``azure.identity.aio.DefaultAzureCredential`` (created here, so closed here).
+  of: ``credential=``; a SAS in the address; ``connection_string=`` or
+  ``AZURE_STORAGE_CONNECTION_STRING`` (for the same account); ``account_key=`` or ``AZURE_STORAGE_KEY``;
+  ``sas_token=`` or ``AZURE_STORAGE_SAS_TOKEN``; else ``azure.identity.aio.DefaultAzureCredential``
+  (created here, so closed here).
 * ``az://ACCOUNT/CONTAINER[/PREFIX]?endpoint=URL`` — the same on another endpoint (sovereign clouds,
   private endpoints, the emulator).
 * ``azurite://HOST[:PORT]/CONTAINER[/PREFIX]`` — the Azurite development account (well-known key;
   port 10000 by default).
 
-``location`` gives the address back in this form (without secrets): it reopens the same store.
+``location`` gives the address back in the ``az://`` / ``azurite://`` form (without secrets): it reopens
+the same store, and names it the same way whichever form opened it (the disk tier is keyed by it).
 
 Retries (docs/architecture.md, "Retries"): the SDK's own policy, shortened, retries single requests
 that failed with a transport error, 408 or a 5xx; errors that reach us after it are final for this
@@ -87,7 +92,12 @@ _ACCOUNT_RE = re.compile(r"[a-z0-9]{3,24}")
 # 3-63 of lowercase letters, digits and single hyphens, starting and ending with a letter or digit
 _CONTAINER_RE = re.compile(r"(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*")
 AZURITE_DEFAULT_PORT = 10000
-_FORMS = "az://ACCOUNT/CONTAINER[/PREFIX][?endpoint=URL] or azurite://HOST[:PORT]/CONTAINER[/PREFIX]"
+_FORMS = (
+    "https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX][?SAS], az://ACCOUNT/CONTAINER[/PREFIX]"
+    "[?endpoint=URL] or azurite://HOST[:PORT]/CONTAINER[/PREFIX]"
+)
+#: the endpoint suffix of Azure's public cloud; other clouds' (``core.chinacloudapi.cn``...) are kept
+_PUBLIC_SUFFIX = "core.windows.net"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,22 +122,34 @@ class AzureAddress:
         return f"{base}?endpoint={self.endpoint}" if self.custom_endpoint else base
 
 
-def parse_url(url: str) -> AzureAddress:
-    """Parse an ``az://`` or ``azurite://`` address; raises UsageError naming the accepted forms."""
+def url_sas(url: str) -> str | None:
+    """The SAS token carried in the query of an ``https://`` address, if any (``sig=`` present)."""
     parsed = urlparse(url)
-    shown = url.partition("?")[0] + ("?..." if parsed.query else "")  # no SAS or key in messages
+    if parsed.scheme in ("http", "https") and "sig" in parse_qs(parsed.query):
+        return parsed.query
+    return None
+
+
+def parse_url(url: str) -> AzureAddress:
+    """Parse an Azure address; raises UsageError naming the accepted forms.
+
+    Besides ``az://`` and ``azurite://``, the Azure-native blob URL of a container (or of a prefix in
+    it) is accepted as the portal and ``az`` show it: ``https://ACCOUNT.blob.core.windows.net/
+    CONTAINER[/PREFIX]``, the same on another cloud's suffix or a private endpoint
+    (``ACCOUNT.blob.<suffix>``), and the path-style form of emulators
+    (``http://127.0.0.1:10000/devstoreaccount1/CONTAINER`` is Azurite's development account). Its
+    query may be a SAS token (see :func:`url_sas`), nothing else.
+    """
+    parsed = urlparse(url)
+    # no SAS, key or password in messages
+    netloc = parsed.netloc.rpartition("@")[2]
+    shown = f"{parsed.scheme}://{netloc}{parsed.path}" + ("?..." if parsed.query else "")
     parts = [p for p in unquote(parsed.path).split("/") if p]
+    if parsed.scheme in ("http", "https"):
+        return _parse_native(parsed, parts, shown)
     if parsed.scheme not in ("az", "azurite") or not parsed.netloc or not parts:
         raise UsageError(f"bad Azure address {shown!r}: use {_FORMS}")
-    container, prefix_parts = parts[0], parts[1:]
-    if not _CONTAINER_RE.fullmatch(container):
-        raise UsageError(
-            f"bad Azure address {shown!r}: container name {container!r} must be 3-63 lowercase letters, "
-            "digits and single hyphens, starting and ending with a letter or digit"
-        )
-    prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
-    if prefix:
-        validate_prefix(prefix)
+    container, prefix = _container_prefix(parts, shown)
     query = parse_qs(parsed.query, keep_blank_values=True)
     if parsed.scheme == "azurite":
         if query or parsed.username or parsed.password:
@@ -139,12 +161,7 @@ def parse_url(url: str) -> AzureAddress:
         host = f"{parsed.hostname}:{port}"
         endpoint = f"http://{host}/{AZURITE_ACCOUNT}"
         return AzureAddress(AZURITE_ACCOUNT, container, prefix, endpoint, azurite=True, host=host)
-    account = parsed.netloc
-    if not _ACCOUNT_RE.fullmatch(account):
-        raise UsageError(
-            f"bad Azure address {shown!r}: storage account name {account!r} must be 3-24 lowercase "
-            "letters and digits"
-        )
+    account = _account(parsed.netloc, shown)
     unknown = sorted(set(query) - {"endpoint"})
     if unknown:
         raise UsageError(
@@ -157,6 +174,60 @@ def parse_url(url: str) -> AzureAddress:
         raise UsageError(f"bad Azure address {shown!r}: endpoint= must be an http(s) URL without a query")
     endpoint = f"{given.scheme}://{given.netloc}{given.path}".rstrip("/")
     return AzureAddress(account, container, prefix, endpoint, custom_endpoint=True)
+
+
+def _container_prefix(parts: list[str], shown: str) -> tuple[str, str]:
+    container, prefix_parts = parts[0], parts[1:]
+    if not _CONTAINER_RE.fullmatch(container):
+        raise UsageError(
+            f"bad Azure address {shown!r}: container name {container!r} must be 3-63 lowercase letters, "
+            "digits and single hyphens, starting and ending with a letter or digit"
+        )
+    prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
+    if prefix:
+        validate_prefix(prefix)
+    return container, prefix
+
+
+def _account(name: str, shown: str) -> str:
+    if not _ACCOUNT_RE.fullmatch(name):
+        raise UsageError(
+            f"bad Azure address {shown!r}: storage account name {name!r} must be 3-24 lowercase "
+            "letters and digits"
+        )
+    return name
+
+
+def _parse_native(parsed: Any, parts: list[str], shown: str) -> AzureAddress:
+    """``http(s)://ACCOUNT.blob.SUFFIX/CONTAINER[/PREFIX]`` or path-style ``http(s)://HOST/ACCOUNT/...``."""
+    if parsed.query and url_sas(parsed.geturl()) is None:
+        raise UsageError(f"bad Azure address {shown!r}: the query of a blob URL may only be a SAS token")
+    if parsed.username or parsed.password or parsed.fragment or not parsed.hostname:
+        raise UsageError(f"bad Azure address {shown!r}: use {_FORMS}")
+    try:
+        parsed.port  # noqa: B018 - validates it
+    except ValueError as exc:
+        raise UsageError(f"bad Azure address {shown!r}: {exc}") from None
+    host = parsed.netloc.lower()
+    labels = host.split(":")[0].split(".")
+    if len(labels) >= 3 and labels[1] == "blob":  # virtual-host style: the account is the first label
+        account = _account(labels[0], shown)
+        if not parts:
+            raise UsageError(f"bad Azure address {shown!r}: name a container (use {_FORMS})")
+        container, prefix = _container_prefix(parts, shown)
+        endpoint = f"{parsed.scheme}://{host}"
+        public = parsed.scheme == "https" and host == f"{account}.blob.{_PUBLIC_SUFFIX}"
+        return AzureAddress(account, container, prefix, endpoint, custom_endpoint=not public)
+    if len(parts) < 2:  # path style: /ACCOUNT/CONTAINER[/PREFIX]
+        raise UsageError(f"bad Azure address {shown!r}: use {_FORMS}")
+    account = parts[0]
+    container, prefix = _container_prefix(parts[1:], shown)
+    if account == AZURITE_ACCOUNT and parsed.scheme == "http":
+        return AzureAddress(account, container, prefix, f"http://{host}/{account}", azurite=True, host=host)
+    _account(account, shown)
+    return AzureAddress(
+        account, container, prefix, f"{parsed.scheme}://{host}/{account}", custom_endpoint=True
+    )
 
 
 def _check_range(offset: int, length: int | None) -> None:
@@ -362,12 +433,14 @@ class AzureBackend:
         **options: Any,
     ) -> AzureBackend:
         """Build a backend from an address and the first credential found, in this order:
-        ``credential``; ``connection_string`` or ``AZURE_STORAGE_CONNECTION_STRING``; ``account_key``
+        ``credential``; a SAS token in an ``https://`` address's query; ``connection_string`` or
+        ``AZURE_STORAGE_CONNECTION_STRING``; ``account_key``
         or ``AZURE_STORAGE_KEY``; ``sas_token`` or ``AZURE_STORAGE_SAS_TOKEN``; a new
         ``DefaultAzureCredential`` (then owned: closed by ``aclose``). ``azurite://`` addresses use
         the development account's well-known key (or ``connection_string``, for the same account).
         """
         address = parse_url(url)
+        in_url = url_sas(url)  # a SAS in the address names exactly this store
         if address.azurite:
             conn = (
                 f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
@@ -376,6 +449,8 @@ class AzureBackend:
             return cls(address, connection_string=connection_string or conn, **options)
         if credential is not None:
             return cls(address, credential=credential, **options)
+        if in_url:
+            return cls(address, credential=in_url, **options)
         connection_string = connection_string or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if connection_string:
             return cls(address, connection_string=connection_string, **options)
