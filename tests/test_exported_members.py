@@ -11,6 +11,7 @@ EXPECTED = {
     "Entry",
     "IntegrityError",
     "Item",
+    "KeyInfo",
     "LeaseHeldError",
     "PermissionDeniedError",
     "NotFoundError",

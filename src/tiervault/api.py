@@ -216,6 +216,35 @@ class Entry:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One key slot of the repository (what ``keys()`` returns): the master keys wrapped by one password."""
+
+    id: str
+    #: the slot this vault was opened with (``remove_key`` refuses it; ``change_password`` replaces it)
+    current: bool
+    created: datetime | None
+    host: str
+    user: str
+    #: why the slot cannot be read (it is skipped when opening), or None
+    damaged: str | None = None
+
+    @classmethod
+    def _from(cls, k: dict[str, Any]) -> KeyInfo:
+        created = parse_iso(k["created"]) if k.get("created") else None
+        return cls(k["id"], bool(k["current"]), created, k["host"], k["user"], k.get("damaged"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "current": self.current,
+            "created": self.created.isoformat() if self.created else None,
+            "host": self.host,
+            "user": self.user,
+            "damaged": self.damaged,
+        }
+
+
 # ---------------------------------------------------------------------------------------------- vault
 
 
@@ -654,8 +683,9 @@ class Vault:
         """Verify the repository; ``read_data`` also reads and authenticates every data pack."""
         return await check(self._repo, read_data=read_data)
 
-    async def keys(self) -> list[dict[str, Any]]:
-        return await self._repo.list_keys()
+    async def keys(self) -> list[KeyInfo]:
+        """The repository's key slots, oldest first."""
+        return [KeyInfo._from(k) for k in await self._repo.list_keys()]
 
     async def add_key(self, password: Password, *, kdf: ScryptParams | None = None) -> str:
         return await self._repo.add_key(_password(password), kdf=kdf)
@@ -772,6 +802,7 @@ __all__ = [
     "AzureOptions",
     "Entry",
     "Item",
+    "KeyInfo",
     "RecoveryPoint",
     "RestoreResult",
     "SnapshotResult",

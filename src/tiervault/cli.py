@@ -722,16 +722,16 @@ async def _check(ctx: _Ctx, vault: Vault) -> int:
 async def _key_list(ctx: _Ctx, vault: Vault) -> int:
     keys = await vault.keys()
     if ctx.json:
-        ctx.emit(keys)
+        ctx.emit([k.to_json() for k in keys])
         return ExitCode.OK
     t = _table("", "ID", "Created", "Host", "User")
     for k in keys:
         t.add_row(
-            "*" if k.get("current") else "",
-            str(k["id"])[:16],
-            str(k.get("created", ""))[:19].replace("T", " "),
-            str(k.get("host", "")),
-            str(k.get("user", "")),
+            "*" if k.current else "",
+            k.id[:16],
+            _when(k.created) if k.created else f"damaged: {k.damaged}",
+            k.host,
+            k.user,
         )
     ctx.out.print(t)
     return ExitCode.OK
@@ -750,9 +750,9 @@ def _key_add(new_password: bytes) -> Callable[[_Ctx, Vault], Awaitable[int]]:
 
 
 async def _key_remove(ctx: _Ctx, vault: Vault) -> int:
-    before = {str(k["id"]) for k in await vault.keys()}
+    before = {k.id for k in await vault.keys()}
     await vault.remove_key(ctx.args.id)
-    removed = sorted(before - {str(k["id"]) for k in await vault.keys()})
+    removed = sorted(before - {k.id for k in await vault.keys()})
     if ctx.json:
         ctx.emit({"removed": removed})
     else:
