@@ -14,7 +14,14 @@ from tiervault.core.format.tree import Node
 from tiervault.errors import BackendError, IntegrityError, TiervaultError
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
-from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, SATURATED, TreeCounter, point_tree, too_many
+from tiervault.repo.treewalk import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ENTRIES,
+    SATURATED,
+    TreeCounter,
+    beyond_bounds,
+    point_tree,
+)
 
 log = logging.getLogger("tiervault.maintenance")
 
@@ -60,11 +67,12 @@ class Checker:
         read_data: bool,
         concurrency: int = 4,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self.repo = repo
         self.read_data = read_data
-        #: a point that expands to more entries than a restore plans is an error (repo/treewalk.py)
-        self.max_entries = max_entries
+        #: a point beyond what a restore plans (entries, path depth) is an error (repo/treewalk.py)
+        self.max_entries, self.max_depth = max_entries, max_depth
         self._where = ""  # the point whose trees are being checked
         self.sem = asyncio.Semaphore(concurrency)
         self.result = CheckResult()
@@ -115,8 +123,9 @@ class Checker:
             self._where = f"snapshots/{sid}"
             entries = await counter.entries(tree)
             self.result.entries = min(SATURATED, self.result.entries + entries)
-            if entries > self.max_entries:
-                self._fail(self._where, too_many(await counter.expansion(tree), self.max_entries))
+            if entries > self.max_entries or await counter.depth(tree) > self.max_depth:
+                found = await counter.expansion(tree)
+                self._fail(self._where, beyond_bounds(found, self.max_entries, self.max_depth) or "")
         # 4. pack contents: metadata packs always, data packs with read_data
         by_pack = repo.index.entries_by_pack()
         todo = [
@@ -201,6 +210,10 @@ class Checker:
 
 
 async def check(
-    repo: Repository, *, read_data: bool = False, max_entries: int = DEFAULT_MAX_ENTRIES
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> CheckResult:
-    return await Checker(repo, read_data=read_data, max_entries=max_entries).run()
+    return await Checker(repo, read_data=read_data, max_entries=max_entries, max_depth=max_depth).run()

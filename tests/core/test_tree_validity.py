@@ -6,6 +6,7 @@ level), never another exception: no ValueError from a NUL byte, no OverflowError
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -304,3 +305,31 @@ def test_any_order_but_the_sorted_one_is_refused(ns: list[Node], rnd: Any) -> No
     else:
         with pytest.raises(FormatError, match="not sorted"):
             decode_tree(doc(*shuffled))
+
+
+def test_a_deep_caller_stack_is_not_blamed_on_the_tree() -> None:
+    """json.loads raises RecursionError when the *caller* is deep (a recursive walk): that is not a
+    damaged tree, and must not be reported as one; only a document that nests deeply is."""
+    data = encode_tree([Node(name=b"a", type="dir", subtree=b"\x01" * 32, xattrs=[(b"user.x", b"")])])
+    outcomes: set[str] = set()
+
+    def at_depth(n: int) -> None:
+        if n > 0:
+            at_depth(n - 1)
+            return
+        try:
+            decode_tree(data)
+            outcomes.add("decoded")
+        except RecursionError:
+            outcomes.add("RecursionError")
+        except FormatError:
+            outcomes.add("FormatError")
+
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 60, limit):
+        try:
+            at_depth(depth)
+        except RecursionError:
+            outcomes.add("too deep to call")
+    assert "decoded" in outcomes and "RecursionError" in outcomes, outcomes
+    assert "FormatError" not in outcomes

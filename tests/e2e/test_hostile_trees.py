@@ -190,6 +190,28 @@ async def test_the_limit_is_configurable(vault: tiervault.Vault, tmp_path: Path)
     assert (tmp_path / "t" / "a" / "b" / "a" / "x").read_bytes() == b"bottom"
 
 
+async def test_too_deep_a_point_is_reported_and_refused(vault: tiervault.Vault, tmp_path: Path) -> None:
+    """1500 nested directories: the restore's recursive walk ran out of stack mid-plan (and blamed a
+    tree for it); check and restore now refuse paths of more than 512 names up front."""
+    plant = Planter(vault)
+    tree = await plant.tree([plant.file("x", b"deep")])
+    for _ in range(1499):
+        tree = await plant.tree([plant.dir("d", tree)])
+    point = await plant.commit(tree)
+    result = await vault.check()
+    assert len(errors_about(result, f"snapshots/{point}", "paths of 1,500 names", "limit of 512")) == 1
+    assert result.trees == 1500 and result.entries == 1500
+    with pytest.raises(tiervault.IntegrityError, match="paths of 1,500 names"):
+        await vault.restore(point, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+    # within the limit: restored
+    shallow = await plant.tree([plant.file("x", b"deep")])
+    for _ in range(511):
+        shallow = await plant.tree([plant.dir("d", shallow)])
+    restored = await vault.restore(await plant.commit(shallow), tmp_path / "ok")
+    assert restored.ok and (tmp_path / "ok" / os.path.join(*["d"] * 511) / "x").read_bytes() == b"deep"
+
+
 async def test_shared_subtrees_restore_and_check_clean(vault: tiervault.Vault, tmp_path: Path) -> None:
     """Identical directories are one tree referenced twice (dedup): legitimate, restored in full,
     and counted honestly (distinct trees, and entries per path)."""

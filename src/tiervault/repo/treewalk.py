@@ -28,6 +28,10 @@ from tiervault.repo.snapshots import SnapshotRecord
 #: (``Restorer.max_entries``, ``Checker(max_entries=...)``) for a point that legitimately holds more.
 DEFAULT_MAX_ENTRIES = 10_000_000
 
+#: the deepest path (in names: ``a/b/c`` is 3) a restore plans by default: far beyond real trees (a
+#: path of 512 names of one letter and their slashes is 1 KiB), well within the recursion a restore uses
+DEFAULT_MAX_DEPTH = 512
+
 #: counts saturate here, so a crafted point of a thousand doubling trees stays a 64-bit number
 SATURATED = (1 << 63) - 1
 
@@ -39,6 +43,7 @@ ErrorHook = Callable[[bytes, IntegrityError | BackendError], None]
 class Expansion:
     entries: int  #: paths below the root (saturating at ``SATURATED``)
     trees: int  #: distinct trees reached, the root included
+    depth: int  #: names in the longest path (0 for an empty root)
 
 
 class TreeCounter:
@@ -55,6 +60,7 @@ class TreeCounter:
         self.on_tree = on_tree
         self.on_error = on_error
         self._entries: dict[bytes, int] = {}
+        self._depth: dict[bytes, int] = {}
         self._subtrees: dict[bytes, list[bytes]] = {}
 
     @property
@@ -90,7 +96,7 @@ class TreeCounter:
                     raise self.repo.tree_error(tid, FormatError("a tree contains itself"))
                 nodes = await self._load(tid)
                 if nodes is None:
-                    memo[tid] = 0
+                    memo[tid] = self._depth[tid] = 0
                     self._subtrees[tid] = []
                     stack.pop()
                     continue
@@ -103,10 +109,16 @@ class TreeCounter:
             stack.pop()
             open_.discard(tid)
             memo[tid] = min(SATURATED, own + sum(memo[s] for s in subs))
+            self._depth[tid] = max((1 + self._depth[s] for s in subs), default=1 if own else 0)
         return memo[root]
 
+    async def depth(self, root: bytes) -> int:
+        """Names in the longest path below ``root`` (counted in the same pass as ``entries``)."""
+        await self.entries(root)
+        return self._depth[root]
+
     async def expansion(self, root: bytes) -> Expansion:
-        """``entries(root)``, and the number of distinct trees below ``root`` (one more pass over them)."""
+        """``entries(root)``, ``depth(root)``, and the distinct trees below ``root`` (one more pass)."""
         entries = await self.entries(root)
         seen = {root}
         todo = [root]
@@ -115,7 +127,7 @@ class TreeCounter:
                 if s not in seen:
                     seen.add(s)
                     todo.append(s)
-        return Expansion(entries, len(seen))
+        return Expansion(entries, len(seen), self._depth[root])
 
 
 def point_tree(snapshot: SnapshotRecord) -> tuple[bytes, Node]:
@@ -133,28 +145,39 @@ def point_tree(snapshot: SnapshotRecord) -> tuple[bytes, Node]:
     return tree, root
 
 
-def too_many(found: Expansion, limit: int) -> str:
-    """The complaint about a point that expands to more than ``limit`` entries."""
-    more = "more than " if found.entries >= SATURATED else ""
-    return (
-        f"point expands to {more}{found.entries:,} entries from {found.trees:,} distinct trees "
-        f"(shared subtrees), more than the limit of {limit:,} a restore plans"
-    )
+def beyond_bounds(found: Expansion, max_entries: int, max_depth: int) -> str | None:
+    """The complaint about a point beyond the limits a restore plans, or None."""
+    if found.entries > max_entries:
+        more = "more than " if found.entries >= SATURATED else ""
+        return (
+            f"point expands to {more}{found.entries:,} entries from {found.trees:,} distinct trees "
+            f"(shared subtrees), more than the limit of {max_entries:,} a restore plans"
+        )
+    if found.depth > max_depth:
+        return (
+            f"point has paths of {found.depth:,} names, more than the limit of {max_depth:,} a restore plans"
+        )
+    return None
 
 
-async def check_point(repo: Repository, snapshot: SnapshotRecord, *, max_entries: int) -> Expansion:
-    """Refuse a point that a restore cannot plan: a bad root, or more than ``max_entries`` entries.
+async def check_point(
+    repo: Repository,
+    snapshot: SnapshotRecord,
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Expansion:
+    """Refuse a point that a restore cannot plan: a bad root, more than ``max_entries`` entries, or
+    paths of more than ``max_depth`` names.
 
     Raises IntegrityError naming the snapshot; returns the point's expansion otherwise. Costs one
     pass over the point's distinct trees, which the restore loads anyway.
     """
     tree, _root = point_tree(snapshot)
-    counter = TreeCounter(repo)
-    entries = await counter.entries(tree)
-    if entries > max_entries:
-        found = await counter.expansion(tree)
+    found = await TreeCounter(repo).expansion(tree)
+    problem = beyond_bounds(found, max_entries, max_depth)
+    if problem:
         raise IntegrityError(
-            f"snapshots/{snapshot.id}",
-            too_many(found, max_entries) + " (Restorer.max_entries raises the limit)",
+            f"snapshots/{snapshot.id}", problem + " (Restorer.max_entries / max_depth raise the limits)"
         )
-    return Expansion(entries, counter.distinct_trees)
+    return found

@@ -324,14 +324,40 @@ def encode_tree_json(nodes: list[dict[str, Any]]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _nested_deeper(data: bytes, limit: int) -> bool:
+    """Do arrays and objects nest more than ``limit`` deep in this JSON? (A tree nests 4 deep.)"""
+    depth, in_string, escaped = 0, False, False
+    for b in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
     """The nodes of a tree as JSON objects, checked only as far as the envelope (``v``, a node list
     of objects). For readers that compare or copy nodes rather than interpret them (the archiver's
     parent trees); ``decode_tree`` checks every field."""
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+    except ValueError as exc:
         raise FormatError(f"bad tree: {exc}") from exc
+    except RecursionError as exc:
+        if not _nested_deeper(data, 16):
+            raise  # the caller's own stack is deep: not the tree's fault
+        raise FormatError("bad tree: JSON nested too deeply") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
         raise FormatError("tree is not an object with a node list")
     if doc.get("v") != TREE_VERSION:
