@@ -9,10 +9,19 @@ from typing import Any
 
 from tiervault.core.crypto import AuthenticationFailed, object_hash
 from tiervault.core.format import FormatError
-from tiervault.core.format.pack import PackKind, read_header
+from tiervault.core.format.pack import FLAG_TREE, PackKind, read_header
+from tiervault.core.format.tree import Node
 from tiervault.errors import BackendError, IntegrityError, TiervaultError
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
+from tiervault.repo.treewalk import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ENTRIES,
+    SATURATED,
+    TreeCounter,
+    beyond_bounds,
+    point_tree,
+)
 
 log = logging.getLogger("tiervault.maintenance")
 
@@ -20,7 +29,10 @@ log = logging.getLogger("tiervault.maintenance")
 @dataclass(slots=True)
 class CheckResult:
     snapshots: int = 0
+    #: distinct trees (each checked once, however many points and directories share it)
     trees: int = 0
+    #: entries (paths) of every point, summed: shared subtrees count once per path that reaches them
+    entries: int = 0
     packs: int = 0
     packs_read: int = 0
     bytes_read: int = 0
@@ -36,6 +48,7 @@ class CheckResult:
             "ok": self.ok,
             "snapshots": self.snapshots,
             "trees": self.trees,
+            "entries": self.entries,
             "packs": self.packs,
             "packs_read": self.packs_read,
             "bytes_read": self.bytes_read,
@@ -47,9 +60,20 @@ class CheckResult:
 class Checker:
     """Finds every problem it can and reports them all, rather than stopping at the first."""
 
-    def __init__(self, repo: Repository, *, read_data: bool, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        read_data: bool,
+        concurrency: int = 4,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
         self.repo = repo
         self.read_data = read_data
+        #: a point beyond what a restore plans (entries, path depth) is an error (repo/treewalk.py)
+        self.max_entries, self.max_depth = max_entries, max_depth
+        self._where = ""  # the point whose trees are being checked
         self.sem = asyncio.Semaphore(concurrency)
         self.result = CheckResult()
 
@@ -81,8 +105,9 @@ class Checker:
             )
         for name in sorted(set(indexed) - set(stored)):
             self._fail(name, "pack is indexed but missing from storage")
-        # 3. snapshots and every tree they reach
-        seen: set[bytes] = set()
+        # 3. snapshots and every tree they reach: each distinct tree checked once, and what each point
+        #    expands to counted (shared subtrees are counted once per path, as a restore plans them)
+        counter = TreeCounter(repo, on_tree=self._tree, on_error=self._tree_failed)
         for sid in snapshot_ids:
             try:
                 snap = await repo.load_snapshot(sid)
@@ -90,7 +115,17 @@ class Checker:
                 self._fail(exc.name, exc.detail)
                 continue
             self.result.snapshots += 1
-            await self._tree(bytes.fromhex(snap.tree), seen, f"snapshots/{sid}")
+            try:
+                tree, _root = point_tree(snap)
+            except IntegrityError as exc:
+                self._fail(exc.name, exc.detail)
+                continue
+            self._where = f"snapshots/{sid}"
+            entries = await counter.entries(tree)
+            self.result.entries = min(SATURATED, self.result.entries + entries)
+            if entries > self.max_entries or await counter.depth(tree) > self.max_depth:
+                found = await counter.expansion(tree)
+                self._fail(self._where, beyond_bounds(found, self.max_entries, self.max_depth) or "")
         # 4. pack contents: metadata packs always, data packs with read_data
         by_pack = repo.index.entries_by_pack()
         todo = [
@@ -104,29 +139,38 @@ class Checker:
         await asyncio.gather(*(one(p) for p in todo))
         return self.result
 
-    async def _tree(self, tid: bytes, seen: set[bytes], where: str) -> None:
-        if tid in seen:
-            return
-        seen.add(tid)
-        try:
-            nodes = await self.repo.load_tree(tid)
-        except IntegrityError as exc:
-            self._fail(exc.name, f"{exc.detail} (tree {tid.hex()[:16]} of {where})")
-            return
-        except BackendError as exc:
-            self._fail(where, f"tree {tid.hex()[:16]} unreadable: {exc}")
-            return
+    def _tree_failed(self, tid: bytes, exc: IntegrityError | BackendError) -> None:
+        if isinstance(exc, IntegrityError):
+            self._fail(exc.name, f"{exc.detail} (in {self._where})")
+        else:
+            self._fail(self._where, f"tree {tid.hex()[:16]} unreadable: {exc}")
+
+    def _tree(self, tid: bytes, nodes: list[Node]) -> None:
+        """One distinct tree, decoded (so valid, docs/format.md "Validity"): every chunk its files
+        need is indexed, as data, and the chunk lengths and holes add up to the file's size."""
         self.result.trees += 1
+        lookup = self.repo.index.lookup
         for n in nodes:
-            if n.type == "dir" and n.subtree is not None:
-                await self._tree(n.subtree, seen, where)
-            elif n.type == "file":
-                for c in n.content:
-                    if isinstance(c, bytes) and c not in self.repo.index:
-                        self._fail(
-                            where, f"file {n.display_name!r} needs chunk {c.hex()[:16]} which no index has"
-                        )
-                        break
+            if n.type != "file":
+                continue
+            held = 0
+            for c in n.content:
+                if isinstance(c, int):
+                    held += c
+                    continue
+                loc = lookup(c)
+                if loc is None or loc.entry.flags & FLAG_TREE:
+                    what = "which no index has" if loc is None else "which is a tree, not data"
+                    self._fail(self._where, f"file {n.display_name!r} needs chunk {c.hex()[:16]} {what}")
+                    break
+                held += loc.entry.raw_length
+            else:
+                if held != n.size:
+                    self._fail(
+                        self._where,
+                        f"file {n.display_name!r} (tree {tid.hex()[:16]}) claims {n.size:,} bytes "
+                        f"but its chunks and holes hold {held:,}",
+                    )
 
     async def _pack(self, pack: PackInfo, entries: list[Any]) -> None:
         try:
@@ -165,5 +209,11 @@ class Checker:
             self._fail(pack.name, problem)
 
 
-async def check(repo: Repository, *, read_data: bool = False) -> CheckResult:
-    return await Checker(repo, read_data=read_data).run()
+async def check(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> CheckResult:
+    return await Checker(repo, read_data=read_data, max_entries=max_entries, max_depth=max_depth).run()

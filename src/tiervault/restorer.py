@@ -40,6 +40,7 @@ from tiervault.errors import IntegrityError, NotFoundError, TiervaultError, Usag
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
+from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, check_point
 
 log = logging.getLogger("tiervault.restorer")
 
@@ -123,6 +124,9 @@ def normalize_paths(paths: Sequence[str] | None) -> list[bytes] | None:
 
 
 class Restorer:
+    #: a point that expands to more entries, or deeper paths, is refused before planning (repo/treewalk.py)
+    max_entries, max_depth = DEFAULT_MAX_ENTRIES, DEFAULT_MAX_DEPTH
+
     def __init__(
         self,
         repo: Repository,
@@ -467,6 +471,8 @@ class Restorer:
 
     async def run(self) -> tuple[RestoreStats, list[dict[str, str]]]:
         started = time.monotonic()
+        # a bad root, or a point whose shared subtrees expand beyond what can be planned: refuse now
+        await check_point(self.repo, self.snapshot, max_entries=self.max_entries, max_depth=self.max_depth)
         plan = _Plan()
         root = node_from_json(self.snapshot.root)
         await self._walk(bytes.fromhex(self.snapshot.tree), b"", plan)

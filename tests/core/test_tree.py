@@ -20,7 +20,7 @@ from tiervault.core.format.tree import (
 
 
 def _valid_name(b: bytes) -> bytes:
-    b = b.replace(b"/", b"_")
+    b = b.replace(b"/", b"_").replace(b"\0", b"_")
     return b + b"_" if b in (b".", b"..") else b
 
 
@@ -33,15 +33,20 @@ any_names = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20).map(str.encode),
 ).map(_valid_name)
 ids = st.binary(min_size=32, max_size=32)
-ints = st.integers(-(2**63), 2**63 - 1)
-uints = st.integers(0, 2**64)
-content = st.lists(st.one_of(ids, st.integers(0, 2**50)), max_size=8)
-# xattr names are raw bytes too (UTF-8 or not)
+# every value the decoder accepts, edges included (docs/format.md, "Validity")
+times = st.integers(-(2**63), 2**63 - 1)
+u64 = st.integers(0, 2**64 - 1)
+ugids = st.integers(0, 2**32 - 1)
+modes = st.integers(0, 0o7777)
+sizes = st.integers(0, 2**63 - 1)
+content = st.lists(st.one_of(ids, st.integers(1, 2**63 - 1)), max_size=8)
+# xattr names are raw bytes too (UTF-8 or not), without NUL; each name once
 xattr_names = st.one_of(
     st.binary(min_size=1, max_size=20),
     st.text(min_size=1, max_size=20).map(lambda s: s.encode("utf-8", "surrogateescape")),
-)
-xattrs = st.lists(st.tuples(xattr_names, st.binary(max_size=40)), max_size=3)
+).filter(lambda b: b"\0" not in b)
+xattrs = st.lists(st.tuples(xattr_names, st.binary(max_size=40)), max_size=3, unique_by=lambda kv: kv[0])
+targets = st.binary(min_size=1, max_size=60).map(lambda b: b.replace(b"\0", b"_"))
 
 
 @st.composite
@@ -50,25 +55,25 @@ def nodes(draw: st.DrawFn, name: st.SearchStrategy[bytes] = any_names) -> Node:
     n = Node(
         name=draw(name),
         type=ntype,
-        mode=draw(uints),
-        uid=draw(uints),
-        gid=draw(uints),
-        mtime_ns=draw(ints),
-        ctime_ns=draw(ints),
-        inode=draw(uints),
-        device=draw(uints),
+        mode=draw(modes),
+        uid=draw(ugids),
+        gid=draw(ugids),
+        mtime_ns=draw(times),
+        ctime_ns=draw(times),
+        inode=draw(u64),
+        device=draw(u64),
         xattrs=draw(xattrs),
     )
     if ntype == "file":
-        n.size = draw(uints)
-        n.links = draw(st.integers(1, 2**32))
+        n.size = draw(sizes)
+        n.links = draw(u64)
         n.content = draw(content)
     elif ntype == "dir":
         n.subtree = draw(ids)
     elif ntype == "symlink":
-        n.target = draw(st.binary(max_size=60))
+        n.target = draw(targets)
     elif ntype in ("chardev", "blockdev"):
-        n.rdev = draw(uints)
+        n.rdev = draw(u64)
     return n
 
 
@@ -100,7 +105,7 @@ def test_encoding_is_independent_of_input_order(ns: list[Node], rnd: object) -> 
 
 
 def test_encoding_is_canonical_json() -> None:
-    n = Node(name=b"b", type="dir", subtree=b"\x01" * 32, mode=0o40755)
+    n = Node(name=b"b", type="dir", subtree=b"\x01" * 32, mode=0o755)
     m = Node(name=b"a", type="file", size=3, content=[b"\x02" * 32, 5])
     data = encode_tree([n, m])
     doc = json.loads(data)

@@ -21,6 +21,13 @@ from tiervault.core.format import FormatError
 TREE_VERSION = 1
 NODE_TYPES = frozenset({"file", "dir", "symlink", "fifo", "chardev", "blockdev"})
 
+# the ranges decode_tree accepts (docs/format.md, "Validity")
+MODE_BITS = 0o7777  # permission bits only: rwx, setuid, setgid, sticky
+ID_MAX = (1 << 32) - 1  # uid, gid: uid_t and gid_t are 32 bits
+U64_MAX = (1 << 64) - 1  # inode, device, links, rdev
+SIZE_MAX = (1 << 63) - 1  # size, hole lengths: off_t
+TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1  # mtime_ns, ctime_ns: int64 ns
+
 ContentItem = bytes | int  # 32-byte chunk id, or hole length
 
 
@@ -55,12 +62,33 @@ def put_bytes(out: dict[str, Any], key: str, value: bytes) -> None:
         out[key + "_b64"] = base64.b64encode(value).decode("ascii")
 
 
-def _get_bytes(obj: dict[str, Any], key: str) -> bytes | None:
-    if key in obj:
-        return str(obj[key]).encode("utf-8")
-    if key + "_b64" in obj:
-        return base64.b64decode(obj[key + "_b64"], validate=True)
-    return None
+def _get_bytes(obj: dict[str, Any], key: str, what: str) -> bytes | None:
+    """A byte-string field stored as ``key`` (UTF-8 text) or ``key_b64`` (base64 of bytes that are
+    not UTF-8); None when neither is present. Exactly one form, and the canonical one, is allowed."""
+    text = obj.get(key)
+    b64 = obj.get(key + "_b64")
+    if text is not None:
+        if b64 is not None:
+            raise FormatError(f"{what} has both {key!r} and {key + '_b64'!r}")
+        if type(text) is not str:
+            raise FormatError(f"{what}: {key!r} is not a string")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"{what}: {key!r} is not valid Unicode (a lone surrogate)") from None
+    if b64 is None:
+        return None
+    if type(b64) is not str:
+        raise FormatError(f"{what}: {key + '_b64'!r} is not a string")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        raise FormatError(f"{what}: {key + '_b64'!r} is not base64") from None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    raise FormatError(f"{what}: {key + '_b64'!r} holds UTF-8, which is stored as {key!r}")
 
 
 def entry_json(
@@ -106,12 +134,15 @@ def xattrs_to_json(xattrs: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
     return attrs
 
 
+def _check_name(name: bytes | None, what: str) -> bytes:
+    if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+        raise FormatError(f"{what}: bad name {name!r:.80}" if name is not None else f"{what} without a name")
+    return name
+
+
 def json_name(obj: dict[str, Any]) -> bytes:
     """The raw name of a node's JSON object (``name``, or ``name_b64`` when it is not UTF-8)."""
-    name = _get_bytes(obj, "name")
-    if not name:
-        raise FormatError("tree node without a name")
-    return name
+    return _check_name(_get_bytes(obj, "name", "tree node"), "tree node")
 
 
 def node_to_json(n: Node) -> dict[str, Any]:
@@ -135,41 +166,146 @@ def node_to_json(n: Node) -> dict[str, Any]:
     return out
 
 
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int(obj: dict[str, Any], key: str, lo: int, hi: int, default: int | None, what: str) -> int:
+    """An integer field in [lo, hi] (a bool is not an integer); ``default`` when absent, if any."""
+    v = obj.get(key, default)
+    if v is None:
+        raise FormatError(f"{what}: no {key!r}")
+    if type(v) is not int:
+        raise FormatError(f"{what}: {key!r} is not an integer: {_short(v)}")
+    if not lo <= v <= hi:
+        raise FormatError(f"{what}: {key!r} = {_short(v)} is out of range [{lo}, {hi}]")
+    return v
+
+
+def _what(name: bytes) -> str:
+    return f"tree node {name!r:.80}"
+
+
+def _chunk_id(v: Any, name: bytes) -> bytes:
+    if type(v) is str and len(v) == 64:
+        try:
+            raw = bytes.fromhex(v)
+        except ValueError:
+            pass
+        else:
+            if len(raw) == 32:  # fromhex skips whitespace
+                return raw
+    raise FormatError(f"{_what(name)}: 'subtree' is not an id of 64 hex digits: {_short(v)}")
+
+
+def _content(v: Any, name: bytes) -> list[ContentItem]:
+    if type(v) is not list:
+        raise FormatError(f"{_what(name)}: 'content' is not a list")
+    out: list[ContentItem] = []
+    fromhex = bytes.fromhex
+    for c in v:
+        if type(c) is str and len(c) == 64:
+            try:
+                raw = fromhex(c)
+            except ValueError:
+                raw = b""
+            if len(raw) == 32:
+                out.append(raw)
+                continue
+        elif type(c) is int and 0 < c <= SIZE_MAX:
+            out.append(c)
+            continue
+        raise FormatError(
+            f"{_what(name)}: content item {_short(c)} is neither a chunk id (64 hex digits) "
+            f"nor a hole length in [1, {SIZE_MAX}]"
+        )
+    return out
+
+
+def _xattrs(v: Any, what: str) -> list[tuple[bytes, bytes]]:
+    if type(v) is not list:
+        raise FormatError(f"{what}: 'xattrs' is not a list")
+    out: list[tuple[bytes, bytes]] = []
+    for attr in v:
+        if type(attr) is not dict:
+            raise FormatError(f"{what}: xattr is not an object")
+        key = _get_bytes(attr, "name", f"{what}: xattr")
+        if not key or b"\0" in key:
+            raise FormatError(f"{what}: xattr without a name" if key is None else f"{what}: bad xattr name")
+        value = attr.get("value")
+        if type(value) is not str:
+            raise FormatError(f"{what}: xattr {key!r:.60} has no string 'value'")
+        try:
+            out.append((key, base64.b64decode(value, validate=True)))
+        except ValueError:
+            raise FormatError(f"{what}: xattr {key!r:.60}: 'value' is not base64") from None
+    if len({k for k, _ in out}) != len(out):
+        raise FormatError(f"{what}: an xattr name appears twice")
+    return out
+
+
 def node_from_json(obj: dict[str, Any]) -> Node:
-    if not isinstance(obj, dict):
+    """A node from its JSON object, every field checked (docs/format.md, "Validity"); FormatError
+    for anything a writer of this format cannot have produced."""
+    if type(obj) is not dict:
         raise FormatError("tree node is not an object")
-    name = _get_bytes(obj, "name")
-    ntype = obj.get("type")
-    if name is None or ntype not in NODE_TYPES or not name or b"/" in name or name in (b".", b".."):
-        raise FormatError("bad tree node")
-    n = Node(
-        name=name,
-        type=str(ntype),
-        mode=int(obj["mode"]),
-        uid=int(obj["uid"]),
-        gid=int(obj["gid"]),
-        mtime_ns=int(obj["mtime_ns"]),
-        ctime_ns=int(obj.get("ctime_ns", 0)),
-        inode=int(obj.get("inode", 0)),
-        device=int(obj.get("device", 0)),
-    )
+    name = json_name(obj)
+    get = obj.get
+    ntype = get("type")
+    mode, uid, gid, mtime, ctime = get("mode"), get("uid"), get("gid"), get("mtime_ns"), get("ctime_ns", 0)
+    inode, device = get("inode", 0), get("device", 0)
+    # one test for the common case; the slow path below says which field is wrong
+    if not (
+        type(ntype) is str
+        and ntype in NODE_TYPES
+        and type(mode) is int
+        and 0 <= mode <= MODE_BITS
+        and type(uid) is int
+        and 0 <= uid <= ID_MAX
+        and type(gid) is int
+        and 0 <= gid <= ID_MAX
+        and type(mtime) is int
+        and TIME_MIN <= mtime <= TIME_MAX
+        and type(ctime) is int
+        and TIME_MIN <= ctime <= TIME_MAX
+        and type(inode) is int
+        and 0 <= inode <= U64_MAX
+        and type(device) is int
+        and 0 <= device <= U64_MAX
+    ):
+        what = _what(name)
+        if type(ntype) is not str or ntype not in NODE_TYPES:
+            raise FormatError(f"{what}: unknown type {_short(ntype)}")
+        _int(obj, "mode", 0, MODE_BITS, None, what)
+        for key, default in (("uid", None), ("gid", None)):
+            _int(obj, key, 0, ID_MAX, default, what)
+        for key, default in (("mtime_ns", None), ("ctime_ns", 0)):
+            _int(obj, key, TIME_MIN, TIME_MAX, default, what)
+        for key in ("inode", "device"):
+            _int(obj, key, 0, U64_MAX, 0, what)
+        raise FormatError(f"{what}: bad field")  # not reached: one of the above fails
+    n = Node(name, ntype, mode, uid, gid, mtime, ctime, inode, device)
     if ntype == "file":
-        n.size = int(obj["size"])
-        n.links = int(obj.get("links", 1))
-        n.content = [bytes.fromhex(c) if isinstance(c, str) else int(c) for c in obj["content"]]
+        size: Any = get("size")
+        links: Any = get("links", 1)
+        if not (type(size) is int and 0 <= size <= SIZE_MAX and type(links) is int and 0 <= links <= U64_MAX):
+            _int(obj, "size", 0, SIZE_MAX, None, _what(name))
+            _int(obj, "links", 0, U64_MAX, 1, _what(name))
+        n.size, n.links = size, links
+        n.content = _content(get("content"), name)
     elif ntype == "dir":
-        n.subtree = bytes.fromhex(obj["subtree"])
+        n.subtree = _chunk_id(get("subtree"), name)
     elif ntype == "symlink":
-        n.target = _get_bytes(obj, "target")
-        if n.target is None:
-            raise FormatError("symlink node without a target")
-    elif ntype in ("chardev", "blockdev"):
-        n.rdev = int(obj["rdev"])
-    for attr in obj.get("xattrs", []):
-        key = _get_bytes(attr, "name")
-        if key is None:
-            raise FormatError("xattr without a name")
-        n.xattrs.append((key, base64.b64decode(attr["value"], validate=True)))
+        n.target = target = _get_bytes(obj, "target", _what(name))
+        if not target or b"\0" in target:
+            problem = "symlink without a target" if target is None else f"bad target {target!r:.80}"
+            raise FormatError(f"{_what(name)}: {problem}")
+    elif ntype != "fifo":  # chardev, blockdev
+        n.rdev = _int(obj, "rdev", 0, U64_MAX, None, _what(name))
+    xattrs = get("xattrs")
+    if xattrs is not None:
+        n.xattrs = _xattrs(xattrs, _what(name))
     return n
 
 
@@ -188,6 +324,28 @@ def encode_tree_json(nodes: list[dict[str, Any]]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _nested_deeper(data: bytes, limit: int) -> bool:
+    """Do arrays and objects nest more than ``limit`` deep in this JSON? (A tree nests 4 deep.)"""
+    depth, in_string, escaped = 0, False, False
+    for b in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
     """The nodes of a tree as JSON objects, checked only as far as the envelope (``v``, a node list
     of objects). For readers that compare or copy nodes rather than interpret them (the archiver's
@@ -196,6 +354,10 @@ def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
         doc = json.loads(data)
     except ValueError as exc:
         raise FormatError(f"bad tree: {exc}") from exc
+    except RecursionError as exc:
+        if not _nested_deeper(data, 16):
+            raise  # the caller's own stack is deep: not the tree's fault
+        raise FormatError("bad tree: JSON nested too deeply") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
         raise FormatError("tree is not an object with a node list")
     if doc.get("v") != TREE_VERSION:
@@ -207,9 +369,13 @@ def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
 
 
 def decode_tree(data: bytes) -> list[Node]:
-    try:
-        return [node_from_json(o) for o in decode_tree_json(data)]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(f"bad tree: {exc}") from exc
+    """A tree's nodes, every field checked, and the names strictly increasing by raw bytes (sorted,
+    no duplicates). Anything else is a FormatError, whatever the bytes."""
+    nodes = [node_from_json(o) for o in decode_tree_json(data)]
+    for i in range(1, len(nodes)):
+        if nodes[i - 1].name >= nodes[i].name:
+            a, b = nodes[i - 1].display_name, nodes[i].display_name
+            if a == b:
+                raise FormatError(f"duplicate name in tree: {a!r}")
+            raise FormatError(f"tree names are not sorted by raw bytes: {a!r} before {b!r}")
+    return nodes

@@ -1,0 +1,183 @@
+"""Bounded tree walking: how many entries a recovery point expands to, found without expanding it.
+
+A point's trees form a DAG, not a tree: equal directories have equal bytes, are stored once and are
+referenced by every directory that holds them (two checkouts of the same project, empty directories).
+A walk that follows every reference visits every *path*, so a crafted point of 25 trees, each
+referencing the next one twice, is 25 small objects that expand to 2^25 paths: enough to exhaust
+a restore's memory while a check that visits each tree once finds nothing wrong.
+
+``TreeCounter`` counts the paths with one pass over the *distinct* trees (memoized, iterative, so
+neither depth nor fan-out matters), and ``check_point`` refuses a point that expands beyond a limit
+before anything is planned (docs/format.md, "Trees", "Expansion bound").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tiervault.core.format import FormatError
+from tiervault.core.format.tree import Node, node_from_json
+from tiervault.errors import BackendError, IntegrityError
+from tiervault.repo.repository import Repository
+from tiervault.repo.snapshots import SnapshotRecord
+
+#: the most entries (paths below the root, every directory, file, link... counted once per path that
+#: reaches it) a restore plans by default. A restore plans every entry in memory (about half a KiB
+#: each), so this is also about the most a restore of one point can hold: ~5 GB. Raise it
+#: (``Restorer.max_entries``, ``Checker(max_entries=...)``) for a point that legitimately holds more.
+DEFAULT_MAX_ENTRIES = 10_000_000
+
+#: the deepest path (in names: ``a/b/c`` is 3) a restore plans by default: far beyond real trees (a
+#: path of 512 names of one letter and their slashes is 1 KiB), well within the recursion a restore uses
+DEFAULT_MAX_DEPTH = 512
+
+#: counts saturate here, so a crafted point of a thousand doubling trees stays a 64-bit number
+SATURATED = (1 << 63) - 1
+
+TreeHook = Callable[[bytes, list[Node]], None]
+ErrorHook = Callable[[bytes, IntegrityError | BackendError], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    entries: int  #: paths below the root (saturating at ``SATURATED``)
+    trees: int  #: distinct trees reached, the root included
+    depth: int  #: names in the longest path (0 for an empty root)
+
+
+class TreeCounter:
+    """Memoized entry counts of trees, shared by every point it is asked about.
+
+    ``on_tree(tid, nodes)`` is called once for each distinct tree loaded. Without ``on_error`` a tree
+    that cannot be read raises; with it, the error is passed on and the tree counts as empty.
+    """
+
+    def __init__(
+        self, repo: Repository, *, on_tree: TreeHook | None = None, on_error: ErrorHook | None = None
+    ) -> None:
+        self.repo = repo
+        self.on_tree = on_tree
+        self.on_error = on_error
+        self._entries: dict[bytes, int] = {}
+        self._depth: dict[bytes, int] = {}
+        self._subtrees: dict[bytes, list[bytes]] = {}
+
+    @property
+    def distinct_trees(self) -> int:
+        """Trees loaded so far, over every point counted."""
+        return len(self._entries)
+
+    async def _load(self, tid: bytes) -> list[Node] | None:
+        try:
+            nodes = await self.repo.load_tree(tid)
+        except (IntegrityError, BackendError) as exc:
+            if self.on_error is None:
+                raise
+            self.on_error(tid, exc)
+            return None
+        if self.on_tree is not None:
+            self.on_tree(tid, nodes)
+        return nodes
+
+    async def entries(self, root: bytes) -> int:
+        """How many paths the tree ``root`` expands to (its nodes, and theirs, recursively)."""
+        memo = self._entries
+        # a frame is (tree id, its own node count, its subtrees) once loaded, (tree id, -1, []) before
+        stack: list[tuple[bytes, int, list[bytes]]] = [(root, -1, [])]
+        open_: set[bytes] = set()  # loaded, not yet counted: the trees on the path to the top frame
+        while stack:
+            tid, own, subs = stack[-1]
+            if own < 0:
+                if tid in memo:
+                    stack.pop()
+                    continue
+                if tid in open_:  # ids are keyed hashes of the bytes: only a broken id can loop
+                    raise self.repo.tree_error(tid, FormatError("a tree contains itself"))
+                nodes = await self._load(tid)
+                if nodes is None:
+                    memo[tid] = self._depth[tid] = 0
+                    self._subtrees[tid] = []
+                    stack.pop()
+                    continue
+                subs = [n.subtree for n in nodes if n.subtree is not None]
+                stack[-1] = (tid, len(nodes), subs)
+                self._subtrees[tid] = list(dict.fromkeys(subs))
+                open_.add(tid)
+                stack.extend((s, -1, []) for s in reversed(subs) if s not in memo)
+                continue
+            stack.pop()
+            open_.discard(tid)
+            memo[tid] = min(SATURATED, own + sum(memo[s] for s in subs))
+            self._depth[tid] = max((1 + self._depth[s] for s in subs), default=1 if own else 0)
+        return memo[root]
+
+    async def depth(self, root: bytes) -> int:
+        """Names in the longest path below ``root`` (counted in the same pass as ``entries``)."""
+        await self.entries(root)
+        return self._depth[root]
+
+    async def expansion(self, root: bytes) -> Expansion:
+        """``entries(root)``, ``depth(root)``, and the distinct trees below ``root`` (one more pass)."""
+        entries = await self.entries(root)
+        seen = {root}
+        todo = [root]
+        while todo:
+            for s in self._subtrees.get(todo.pop(), []):
+                if s not in seen:
+                    seen.add(s)
+                    todo.append(s)
+        return Expansion(entries, len(seen), self._depth[root])
+
+
+def point_tree(snapshot: SnapshotRecord) -> tuple[bytes, Node]:
+    """A point's root tree id and root node, checked: an IntegrityError naming the snapshot otherwise."""
+    name = f"snapshots/{snapshot.id}"
+    try:
+        tree = bytes.fromhex(snapshot.tree) if len(snapshot.tree) == 64 else b""
+        root = node_from_json(snapshot.root)
+    except (ValueError, FormatError) as exc:
+        raise IntegrityError(name, f"bad root: {exc}") from exc
+    if len(tree) != 32:
+        raise IntegrityError(name, f"root tree id is not 64 hex digits: {snapshot.tree[:70]!r}")
+    if root.type != "dir" or root.subtree != tree:
+        raise IntegrityError(name, "the root node is not the directory of the point's tree")
+    return tree, root
+
+
+def beyond_bounds(found: Expansion, max_entries: int, max_depth: int) -> str | None:
+    """The complaint about a point beyond the limits a restore plans, or None."""
+    if found.entries > max_entries:
+        more = "more than " if found.entries >= SATURATED else ""
+        return (
+            f"point expands to {more}{found.entries:,} entries from {found.trees:,} distinct trees "
+            f"(shared subtrees), more than the limit of {max_entries:,} a restore plans"
+        )
+    if found.depth > max_depth:
+        return (
+            f"point has paths of {found.depth:,} names, more than the limit of {max_depth:,} a restore plans"
+        )
+    return None
+
+
+async def check_point(
+    repo: Repository,
+    snapshot: SnapshotRecord,
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Expansion:
+    """Refuse a point that a restore cannot plan: a bad root, more than ``max_entries`` entries, or
+    paths of more than ``max_depth`` names.
+
+    Raises IntegrityError naming the snapshot; returns the point's expansion otherwise. Costs one
+    pass over the point's distinct trees, which the restore loads anyway.
+    """
+    tree, _root = point_tree(snapshot)
+    found = await TreeCounter(repo).expansion(tree)
+    problem = beyond_bounds(found, max_entries, max_depth)
+    if problem:
+        raise IntegrityError(
+            f"snapshots/{snapshot.id}", problem + " (Restorer.max_entries / max_depth raise the limits)"
+        )
+    return found
