@@ -19,6 +19,8 @@ log = logging.getLogger("tiervault.maintenance")
 
 @dataclass(slots=True)
 class CheckResult:
+    """What ``Vault.check`` found: counts of what it read, errors (damage) and warnings."""
+
     snapshots: int = 0
     trees: int = 0
     packs: int = 0
