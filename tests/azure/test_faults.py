@@ -346,7 +346,9 @@ def assert_no_retries(proxy: FaultProxy, most: int = 2) -> int:
 
 
 async def refused(opening, error: type[Exception]) -> tuple[float, Exception]:  # type: ignore[no-untyped-def]
-    """Open (or init) and close; it must fail with ``error`` within 2 s."""
+    """Open (or init) and close; it must fail with ``error``. "At once" is what the callers check with
+    ``assert_no_retries`` (no repeated request, so no back-off sleep), not a time with a margin; the
+    elapsed time is returned for the printout only, and ``wait_for`` is a guard against a hang."""
 
     async def attempt() -> None:
         async with opening:
@@ -354,10 +356,8 @@ async def refused(opening, error: type[Exception]) -> tuple[float, Exception]:  
 
     started = time.monotonic()
     with pytest.raises(error) as caught:
-        await asyncio.wait_for(attempt(), 10)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.0, f"took {elapsed:.1f} s to fail"
-    return elapsed, caught.value
+        await asyncio.wait_for(attempt(), 60)
+    return time.monotonic() - started, caught.value
 
 
 def az_url(proxy: FaultProxy, container: str) -> str:
@@ -416,5 +416,7 @@ async def test_a_missing_container_is_reported_at_once(azurite: Azurite) -> None
         missing = f"missing-{time.monotonic_ns()}"
         elapsed, exc = await refused(open_(proxy.address(missing)), RepositoryNotFoundError)
         n = assert_no_retries(proxy)
-    assert missing in str(exc) or "no tiervault repository" in str(exc)
+    # not merely "no repository here": it names the address and says the container itself is missing
+    assert str(exc).startswith(f"no tiervault repository at {proxy.address(missing)} ("), exc
+    assert f"container '{missing}' does not exist" in str(exc), exc
     print(f"\nmissing container: {type(exc).__name__} after {elapsed:.2f} s and {n} request(s): {exc}")
