@@ -129,8 +129,8 @@ async def test_azurite_killed_mid_snapshot_then_restarted(fresh_azurite: Azurite
 
             await eventually(parked, "the hold")
             assert not snapshot.done(), "the snapshot ended before it stored its first packs"
-            await asyncio.to_thread(fresh_azurite.wait_persisted)
-            durable = blob_sizes(fresh_azurite, container)
+            durable = blob_sizes(fresh_azurite, container)  # all acknowledged: nothing is in flight
+            await asyncio.to_thread(fresh_azurite.wait_persisted, container, durable)
             assert len(durable) == DURABLE_PACKS
             # a few more packs are acknowledged just before the crash: they may be lost with it
             proxy.hold_when(is_data_upload, after=2)
