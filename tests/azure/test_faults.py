@@ -138,13 +138,18 @@ async def test_azurite_killed_mid_snapshot_then_restarted(fresh_azurite: Azurite
             assert not snapshot.done()
             acknowledged = blob_sizes(fresh_azurite, container)
             fresh_azurite.kill()
-            killed = time.monotonic()
+            killed = time.monotonic()  # for the printout
             proxy.release()  # the parked uploads now meet a dead store
             with pytest.raises(BackendError) as failure:
                 await asyncio.wait_for(snapshot, 60)
             failed_after = time.monotonic() - killed
-        # one SDK retry of ~2.1 s (retry_total=1), no tenacity retry of an error the SDK retried
-        assert failed_after < 10, f"the snapshot took {failed_after:.1f} s to fail"
+        # one retry layer per failure: at most the SDK's one retry (retry_total=1), each attempt
+        # possibly repeated at once by aiohttp on a closed connection; no tenacity retry on top
+        # (a count of requests, not a time with a margin)
+        attempts = collections.Counter(
+            (r.method, r.path, r.query) for r in proxy.records() if r.outcome == "upstream_error"
+        )
+        assert attempts and max(attempts.values()) <= 2 * (1 + 1), attempts
         assert proxy.counts["upstream_error"] >= 1
 
         await asyncio.to_thread(fresh_azurite.restart)  # same port, same data
