@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.support import azure_skips
 from tests.support.benchrun import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,14 +328,14 @@ def _azurite_installed() -> bool:
     return installed_versions() is not None
 
 
-@pytest.mark.skipif(
-    os.environ.get("TIERVAULT_TEST_AZURITE", "").strip() == "0", reason="TIERVAULT_TEST_AZURITE=0"
-)
 def test_bench_tiervault_az_cold(tmp_path: Path) -> None:
     """One Azure system end to end (~20 s): Azurite started and stopped by bench.py, repository size
-    from the container's blobs, the disk tier emptied before every step."""
+    from the container's blobs, the disk tier emptied before every step. Without Azurite: skipped
+    loudly, or failed in CI (``tests/support/azure_skips.py``), like every Azure test."""
+    if azure_skips.disabled():
+        azure_skips.skip_disabled()
     if not _azurite_installed():
-        pytest.skip("Azurite is not installed (python tests/support/azurite.py install)")
+        azure_skips.skip_or_fail("Azurite is not installed (python tests/support/azurite.py install)")
     out = tmp_path / "bench.json"
     run_bench(
         *("--systems", "tiervault-az-cold", "--scale", "0.01", "--runs", "1", "--json", str(out)),
