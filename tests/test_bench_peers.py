@@ -232,9 +232,16 @@ def _load_bench() -> ModuleType:
 def test_measure_adopts_and_counts_an_orphaned_grandchild(tmp_path: Path) -> None:
     """Like restic's rclone: the command exits without waiting for its child; measure.py adopts it."""
     result = tmp_path / "rusage.json"
-    grandchild = "import time; x = bytearray(300_000_000); x[::4096] = b'a' * len(x[::4096]); time.sleep(0.3)"
+    # the grandchild outlives its parent for sure: it exits only once it has been re-parented (to
+    # measure.py, the subreaper), a state it polls, not a sleep long enough "in practice"
+    grandchild = (
+        "import os, sys, time; x = bytearray(300_000_000); x[::4096] = b'a' * len(x[::4096])\n"
+        "deadline = time.monotonic() + 30\n"
+        "while os.getppid() == int(sys.argv[1]) and time.monotonic() < deadline: time.sleep(0.01)"
+    )
     command = (
-        f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); print('left it')"
+        "import os, subprocess, sys; "
+        f"subprocess.Popen([sys.executable, '-c', {grandchild!r}, str(os.getpid())]); print('left it')"
     )
     proc = subprocess.run(
         [
