@@ -508,7 +508,9 @@ async def test_a_default_credential_is_closed_if_the_backend_cannot_be_built(
     FakeCredential.instances.clear()
     with pytest.raises(UsageError):
         AzureBackend.from_url("az://myaccount/backups", max_connections=0)
-    await asyncio.sleep(0)  # the close was scheduled on this loop
+    scheduled = set(azure_mod._PENDING)  # the close was scheduled on this loop: wait for it to end
+    assert scheduled
+    await asyncio.gather(*scheduled)
     (made,) = FakeCredential.instances
     assert made.closed == 1
 
