@@ -169,7 +169,7 @@ async def backend(make_backend: MakeBackend) -> Backend:
 def clock(backend_kind: str, fake_clock: FakeClock) -> FakeClock:
     """The fake clock, for tests that move time (skipped where time cannot be faked)."""
     if backend_kind in REAL_TIME_BACKENDS:
-        pytest.skip(f"{backend_kind} runs on real time: this test moves a fake clock (tests/azure covers it)")
+        pytest.skip(f"{backend_kind} runs on real time: this test moves a fake clock")
     return fake_clock
 
 
