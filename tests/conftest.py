@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import FakeClock
+from tests.support import FakeClock, azure_skips
 from tests.support.azurite import Azurite, AzuriteError, sigterm_as_keyboard_interrupt, unique_container_name
 from tests.support.memory import MemoryBackend
 from tiervault.backend.local import LocalBackend
@@ -44,11 +43,21 @@ async def local_backend(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[
 # ------------------------------------------------------------------------------------ Azurite
 
 
-def _azurite_required() -> bool:
-    """Whether a failure to install or start Azurite fails the tests (CI, or asked) or skips them."""
-    if os.environ.get("TIERVAULT_TEST_AZURITE", "").strip() == "1":
-        return True
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """At session start: whether the Azure tests can run here, and what happens if not."""
+    line, _warning = azure_skips.session_notice()
+    return [line]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    line, warning = azure_skips.session_notice()
+    if warning:  # also in the warnings summary at the end, where it cannot be missed
+        config.issue_config_time_warning(pytest.PytestWarning(line), stacklevel=2)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A banner, after pytest's own summary, counting the Azure tests that were skipped and why."""
+    azure_skips.report_skips(terminalreporter)
 
 
 @pytest.fixture(scope="session")
@@ -58,22 +67,19 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     Installed into ``.cache/azurite`` on first use if ``nox -s tests`` has not done it yet.
     ``TIERVAULT_TEST_AZURITE=0`` skips every test that uses it. If it cannot be installed or started,
     the tests that use it fail in CI (``CI=true``) or with ``TIERVAULT_TEST_AZURITE=1``, and are
-    skipped, with the reason, elsewhere. Tests that kill or restart Azurite use ``fresh_azurite``.
+    skipped elsewhere: loudly (``tests/support/azure_skips.py``: a notice at session start, a banner
+    with their number and the reason at the end). Tests that kill or restart Azurite use
+    ``fresh_azurite``.
     """
-    if os.environ.get("TIERVAULT_TEST_AZURITE", "").strip() == "0":
-        pytest.skip("Azure tests disabled by TIERVAULT_TEST_AZURITE=0")
+    if azure_skips.disabled():
+        azure_skips.skip_disabled()
     with sigterm_as_keyboard_interrupt():
         server = Azurite(tmp_path_factory.mktemp("azurite") / "data")
         try:
             server.start()
         except (AzuriteError, OSError) as exc:
             server.kill()
-            message = f"Azurite could not be installed or started: {exc}"
-            if _azurite_required():
-                pytest.fail(
-                    f"{message}\n(required here: CI is set, or TIERVAULT_TEST_AZURITE=1)", pytrace=False
-                )
-            pytest.skip(f"{message} (TIERVAULT_TEST_AZURITE=1 makes this an error, =0 skips quietly)")
+            azure_skips.skip_or_fail(f"Azurite could not be installed or started: {exc}")
         try:
             yield server
         finally:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.support import azure_skips
 from tests.support.benchrun import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,9 +232,16 @@ def _load_bench() -> ModuleType:
 def test_measure_adopts_and_counts_an_orphaned_grandchild(tmp_path: Path) -> None:
     """Like restic's rclone: the command exits without waiting for its child; measure.py adopts it."""
     result = tmp_path / "rusage.json"
-    grandchild = "import time; x = bytearray(300_000_000); x[::4096] = b'a' * len(x[::4096]); time.sleep(0.3)"
+    # the grandchild outlives its parent for sure: it exits only once it has been re-parented (to
+    # measure.py, the subreaper), a state it polls, not a sleep long enough "in practice"
+    grandchild = (
+        "import os, sys, time; x = bytearray(300_000_000); x[::4096] = b'a' * len(x[::4096])\n"
+        "deadline = time.monotonic() + 30\n"
+        "while os.getppid() == int(sys.argv[1]) and time.monotonic() < deadline: time.sleep(0.01)"
+    )
     command = (
-        f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); print('left it')"
+        "import os, subprocess, sys; "
+        f"subprocess.Popen([sys.executable, '-c', {grandchild!r}, str(os.getpid())]); print('left it')"
     )
     proc = subprocess.run(
         [
@@ -327,14 +335,14 @@ def _azurite_installed() -> bool:
     return installed_versions() is not None
 
 
-@pytest.mark.skipif(
-    os.environ.get("TIERVAULT_TEST_AZURITE", "").strip() == "0", reason="TIERVAULT_TEST_AZURITE=0"
-)
 def test_bench_tiervault_az_cold(tmp_path: Path) -> None:
     """One Azure system end to end (~20 s): Azurite started and stopped by bench.py, repository size
-    from the container's blobs, the disk tier emptied before every step."""
+    from the container's blobs, the disk tier emptied before every step. Without Azurite: skipped
+    loudly, or failed in CI (``tests/support/azure_skips.py``), like every Azure test."""
+    if azure_skips.disabled():
+        azure_skips.skip_disabled()
     if not _azurite_installed():
-        pytest.skip("Azurite is not installed (python tests/support/azurite.py install)")
+        azure_skips.skip_or_fail("Azurite is not installed (python tests/support/azurite.py install)")
     out = tmp_path / "bench.json"
     run_bench(
         *("--systems", "tiervault-az-cold", "--scale", "0.01", "--runs", "1", "--json", str(out)),

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
-    reason="glibc only",
+    reason="tune_allocator sets glibc's mmap threshold (mallopt): this platform has no glibc",
 )
 
 # After a 16 MiB block is freed, glibc (untuned) raises its mmap threshold to 16 MiB, and the next

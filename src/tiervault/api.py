@@ -130,6 +130,8 @@ class RecoveryPoint:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotResult:
+    """What ``Vault.snapshot`` returns: the new recovery point, its counters and per-file errors."""
+
     point: RecoveryPoint
     stats: SnapshotStats
     errors: tuple[dict[str, str], ...]
@@ -156,6 +158,8 @@ class SnapshotResult:
 
 @dataclass(frozen=True, slots=True)
 class RestoreResult:
+    """What ``Vault.restore`` returns: counters and per-entry errors (``ok`` when there are none)."""
+
     stats: RestoreStats
     errors: tuple[dict[str, str], ...] = field(default_factory=tuple)
     #: the deadline came first: run the same restore into the same target again to finish it

@@ -65,6 +65,8 @@ _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 @dataclass(slots=True)
 class SnapshotStats:
+    """Counters of one snapshot: entries, what was read or reused, what was new, and how long it took."""
+
     files: int = 0
     dirs: int = 0
     others: int = 0

@@ -28,6 +28,8 @@ log = logging.getLogger("tiervault.maintenance")
 
 @dataclass(slots=True)
 class CheckResult:
+    """What ``Vault.check`` found: counts of what it read, errors (damage) and warnings."""
+
     snapshots: int = 0
     #: distinct trees (each checked once, however many points and directories share it)
     trees: int = 0

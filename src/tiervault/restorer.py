@@ -52,6 +52,8 @@ _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 @dataclass(slots=True)
 class RestoreStats:
+    """Counters of one restore: entries by kind, what was written or left unchanged, bytes fetched."""
+
     files: int = 0
     dirs: int = 0
     symlinks: int = 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -509,7 +508,9 @@ async def test_a_default_credential_is_closed_if_the_backend_cannot_be_built(
     FakeCredential.instances.clear()
     with pytest.raises(UsageError):
         AzureBackend.from_url("az://myaccount/backups", max_connections=0)
-    await asyncio.sleep(0)  # the close was scheduled on this loop
+    scheduled = set(azure_mod._PENDING)  # the close was scheduled on this loop: wait for it to end
+    assert scheduled
+    await asyncio.gather(*scheduled)
     (made,) = FakeCredential.instances
     assert made.closed == 1
 
@@ -595,26 +596,49 @@ async def test_lease_durations_outside_azures_range(backend: AzureBackend, durat
     assert [i async for i in backend.list()] == []
 
 
-async def test_a_lease_lapses_unless_renewed(backend: AzureBackend) -> None:
-    """On Azurite's real clock (the one test here that waits: about 18 s). A 15 s lease renewed 2 s
-    after it was taken is still held at 16 s, and has lapsed by itself 16 s after the renewal."""
-    lease = await backend.acquire_lease("locks/prune", duration=15)
-    start = time.monotonic()  # the lease began a little earlier
+async def lease_state(sdk: ContainerClient, name: str) -> tuple[str, str]:
+    """Azure's own account of the lease on ``name``: (state, duration), e.g. ("leased", "fixed")."""
+    lease = (await sdk.get_blob_client(name).get_blob_properties()).lease
+    return str(lease.state), str(lease.duration)
 
-    async def at(seconds: float) -> None:
-        await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
 
-    await at(2)
-    await lease.renew()
-    renewed = time.monotonic() - start  # the renewal counts from a little earlier
-    await at(16)  # a second after the lease would have lapsed without the renewal
+async def until_lapsed(sdk: ContainerClient, name: str, limit: float = 120.0) -> None:
+    """Poll until Azure itself says the lease on ``name`` lapsed. A bounded wait for a real state
+    (``limit`` is only a guard against a hang), never a fixed sleep with a margin."""
+    async with asyncio.timeout(limit):
+        while (state := (await lease_state(sdk, name))[0]) == "leased":  # noqa: ASYNC110 - remote state
+            await asyncio.sleep(0.05)
+    assert state == "expired", state
+
+
+async def test_a_lease_lapses_unless_renewed(backend: AzureBackend, sdk: ContainerClient) -> None:
+    """On Azurite's real clock (about 30 s), but ordered by Azure's own lapses, not by our sleeps.
+
+    ``renewed`` (30 s) is taken first, then ``witness`` (30 s), then ``pacer`` (15 s). When the pacer
+    has lapsed (about 15 s in), ``renewed`` is renewed. When the witness has lapsed, ``renewed`` would
+    have lapsed too without its renewal (it was taken earlier, for as long): it must still be held.
+    The witness, never renewed, is free again by itself, and its old holder cannot renew it."""
+    renewed = await backend.acquire_lease("locks/renewed", duration=30)
+    witness = await backend.acquire_lease("locks/witness", duration=30)
+    pacer = await backend.acquire_lease("locks/pacer", duration=15)
+    for name in ("locks/renewed", "locks/witness", "locks/pacer"):  # finite leases: they can lapse
+        assert await lease_state(sdk, name) == ("leased", "fixed")
+
+    await until_lapsed(sdk, "locks/pacer")
+    assert (await lease_state(sdk, "locks/renewed"))[0] == "leased"  # half way: not lapsed yet
+    await renewed.renew()
+    await until_lapsed(sdk, "locks/witness")  # past the time `renewed` would have lapsed
+    assert await lease_state(sdk, "locks/renewed") == ("leased", "fixed")
     with pytest.raises(LeaseHeldError):
-        await backend.acquire_lease("locks/prune", duration=15)
-    await at(renewed + 16)
-    taken = await backend.acquire_lease("locks/prune", duration=15)  # the holder "died": free again
+        await backend.acquire_lease("locks/renewed", duration=15)
+
+    taken = await backend.acquire_lease("locks/witness", duration=15)  # its holder "died": free again
     with pytest.raises(LeaseHeldError):
-        await lease.renew()
-    await lease.release()
+        await witness.renew()
+    await witness.release()  # refused by Azure (not its lease any more): harmless
     with pytest.raises(LeaseHeldError):
-        await backend.acquire_lease("locks/prune", duration=15)
-    await taken.release()
+        await backend.acquire_lease("locks/witness", duration=15)
+    for lease in (taken, renewed, pacer):
+        await lease.release()
+    for name in ("locks/renewed", "locks/witness", "locks/pacer"):
+        assert (await lease_state(sdk, name))[0] == "available"

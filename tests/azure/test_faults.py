@@ -129,8 +129,8 @@ async def test_azurite_killed_mid_snapshot_then_restarted(fresh_azurite: Azurite
 
             await eventually(parked, "the hold")
             assert not snapshot.done(), "the snapshot ended before it stored its first packs"
-            await asyncio.to_thread(fresh_azurite.wait_persisted)
-            durable = blob_sizes(fresh_azurite, container)
+            durable = blob_sizes(fresh_azurite, container)  # all acknowledged: nothing is in flight
+            await asyncio.to_thread(fresh_azurite.wait_persisted, container, durable)
             assert len(durable) == DURABLE_PACKS
             # a few more packs are acknowledged just before the crash: they may be lost with it
             proxy.hold_when(is_data_upload, after=2)
@@ -138,13 +138,18 @@ async def test_azurite_killed_mid_snapshot_then_restarted(fresh_azurite: Azurite
             assert not snapshot.done()
             acknowledged = blob_sizes(fresh_azurite, container)
             fresh_azurite.kill()
-            killed = time.monotonic()
+            killed = time.monotonic()  # for the printout
             proxy.release()  # the parked uploads now meet a dead store
             with pytest.raises(BackendError) as failure:
                 await asyncio.wait_for(snapshot, 60)
             failed_after = time.monotonic() - killed
-        # one SDK retry of ~2.1 s (retry_total=1), no tenacity retry of an error the SDK retried
-        assert failed_after < 10, f"the snapshot took {failed_after:.1f} s to fail"
+        # one retry layer per failure: at most the SDK's one retry (retry_total=1), each attempt
+        # possibly repeated at once by aiohttp on a closed connection; no tenacity retry on top
+        # (a count of requests, not a time with a margin)
+        attempts = collections.Counter(
+            (r.method, r.path, r.query) for r in proxy.records() if r.outcome == "upstream_error"
+        )
+        assert attempts and max(attempts.values()) <= 2 * (1 + 1), attempts
         assert proxy.counts["upstream_error"] >= 1
 
         await asyncio.to_thread(fresh_azurite.restart)  # same port, same data
@@ -346,7 +351,9 @@ def assert_no_retries(proxy: FaultProxy, most: int = 2) -> int:
 
 
 async def refused(opening, error: type[Exception]) -> tuple[float, Exception]:  # type: ignore[no-untyped-def]
-    """Open (or init) and close; it must fail with ``error`` within 2 s."""
+    """Open (or init) and close; it must fail with ``error``. "At once" is what the callers check with
+    ``assert_no_retries`` (no repeated request, so no back-off sleep), not a time with a margin; the
+    elapsed time is returned for the printout only, and ``wait_for`` is a guard against a hang."""
 
     async def attempt() -> None:
         async with opening:
@@ -354,10 +361,8 @@ async def refused(opening, error: type[Exception]) -> tuple[float, Exception]:  
 
     started = time.monotonic()
     with pytest.raises(error) as caught:
-        await asyncio.wait_for(attempt(), 10)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.0, f"took {elapsed:.1f} s to fail"
-    return elapsed, caught.value
+        await asyncio.wait_for(attempt(), 60)
+    return time.monotonic() - started, caught.value
 
 
 def az_url(proxy: FaultProxy, container: str) -> str:
@@ -416,5 +421,7 @@ async def test_a_missing_container_is_reported_at_once(azurite: Azurite) -> None
         missing = f"missing-{time.monotonic_ns()}"
         elapsed, exc = await refused(open_(proxy.address(missing)), RepositoryNotFoundError)
         n = assert_no_retries(proxy)
-    assert missing in str(exc) or "no tiervault repository" in str(exc)
+    # not merely "no repository here": it names the address and says the container itself is missing
+    assert str(exc).startswith(f"no tiervault repository at {proxy.address(missing)} ("), exc
+    assert f"container '{missing}' does not exist" in str(exc), exc
     print(f"\nmissing container: {type(exc).__name__} after {elapsed:.2f} s and {n} request(s): {exc}")

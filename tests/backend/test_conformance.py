@@ -169,7 +169,7 @@ async def backend(make_backend: MakeBackend) -> Backend:
 def clock(backend_kind: str, fake_clock: FakeClock) -> FakeClock:
     """The fake clock, for tests that move time (skipped where time cannot be faked)."""
     if backend_kind in REAL_TIME_BACKENDS:
-        pytest.skip(f"{backend_kind} runs on real time")
+        pytest.skip(f"{backend_kind} runs on real time: this test moves a fake clock")
     return fake_clock
 
 
@@ -677,10 +677,32 @@ async def test_bad_list_prefix(backend: Backend, prefix: str) -> None:
         await names(backend, prefix)
 
 
-async def test_aclose_is_idempotent(make_backend: MakeBackend) -> None:
+async def test_aclose_is_idempotent_and_final(make_backend: MakeBackend) -> None:
+    """``aclose`` releases the backend for good: a second call is a no-op (no error), and afterwards
+    every operation is refused with ``UsageError`` instead of touching the store (or reopening it)."""
     backend = await make_backend()
+    assert await backend.put_if_absent("obj", b"x") is True
+    lease = await backend.acquire_lease("locks/l", duration=LEASE)
+    await lease.release()
     await backend.aclose()
     await backend.aclose()
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: backend.put_if_absent("new", b"y"),
+        lambda: backend.get("obj"),
+        lambda: read_stream(backend, "obj"),
+        lambda: backend.stat("obj"),
+        lambda: names(backend),
+        lambda: backend.delete("obj"),
+        lambda: backend.delete_many(["obj"]),
+        lambda: backend.set_tier("obj", Tier.COOL),
+        lambda: backend.set_tier_many(["obj"], Tier.COOL),
+        lambda: backend.rehydrate("obj"),
+        lambda: backend.acquire_lease("locks/l", duration=LEASE),
+    ]
+    for call in calls:
+        with pytest.raises(UsageError, match="closed"):
+            await call()
+    await backend.aclose()  # still a no-op after the refusals
 
 
 # ================================================================================ local only

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cache import Tally, cache_root, cache_warnings, cached, init_vault, open_vault, stored
+from tests.support.fsclock import next_ctime_tick
 from tests.support.trees import assert_trees_equal, snapshot_tree
 
 
@@ -135,6 +136,7 @@ async def test_an_entry_damaged_after_this_process_checked_it_is_checked_again(
         assert (await vault.restore(point, tmp_path / "out1")).stats.remote_reads == 0  # all verified
         packs = sorted(cached(cache_dir, "data/"))
         truncated, rewritten = cache_root(cache_dir) / packs[0], cache_root(cache_dir) / packs[1]
+        next_ctime_tick(tmp_path)  # the damage gets a later ctime than the one remembered
         _damage(truncated, "truncate")
         st = rewritten.stat()
         _damage(rewritten, "flip")

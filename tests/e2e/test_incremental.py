@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import shutil
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import tiervault
 from tests.e2e import KiB, MiB
+from tests.support.fsclock import next_ctime_tick
 from tests.support.trees import (
     Dir,
     Entry,
@@ -61,7 +61,7 @@ async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path
 
     # v2: content and size change; same size and mtime (only ctime tells); delete; add; chmod;
     # retarget a symlink; a file turns into a directory; a whole directory goes; a sparse file grows
-    await asyncio.sleep(0.05)  # a later ctime than the one recorded, whatever the clock granularity
+    next_ctime_tick(tmp_path)  # every change below gets a later ctime than the ones recorded
     (src / "a.bin").write_bytes(_rand(3, 1000 * KiB))
     b_stat = (src / "b.txt").stat()
     (src / "b.txt").write_bytes(b"version two, same size\n" * 50)
@@ -85,7 +85,7 @@ async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path
     await take(expect_read=6)
 
     # v3: back to v1 content for a.bin (dedup finds the old chunks), hard link, an empty tree below
-    await asyncio.sleep(0.05)
+    next_ctime_tick(tmp_path)
     (src / "a.bin").write_bytes(_rand(1, 900 * KiB))
     shutil.rmtree(src / "sub")
     os.link(src / "big.bin", src / "big-link.bin")
@@ -120,6 +120,7 @@ async def test_unchanged_tree_is_reused_and_an_xattr_change_is_seen(
     assert (await vault._repo.load_snapshot(second.point.id)).tree == (
         await vault._repo.load_snapshot(first.point.id)
     ).tree
+    next_ctime_tick(tmp_path)  # the xattr change below moves ctime, whatever the clock granularity
     try:
         os.setxattr(src / "a/b/c.txt", "user.tag", b"v1")
     except OSError:

@@ -10,7 +10,7 @@ Persistence: with ``--location`` Azurite keeps blob bytes in files at once, but 
 (LokiJS) is saved on a timer, every ``AUTOSAVE_INTERVAL`` seconds and only when changed. So
 ``stop()``/``restart()`` (SIGINT: Azurite saves and closes) keep everything, while ``kill()`` (SIGKILL,
 a crash) loses what was acknowledged in the last few seconds, unlike real Azure: call
-``wait_persisted()`` before ``kill()`` when a test needs those writes to survive.
+``wait_persisted(container, names)`` before ``kill()`` when a test needs those writes to survive.
 
 Also a script (only the standard library is imported at module level, so any Python runs it)::
 
@@ -37,10 +37,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -284,6 +284,8 @@ class Azurite:
         self.server_header = ""
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
+        #: how the last process ended: its exit status, or ``-signal`` (``-9``: it had to be killed)
+        self.last_exit: int | None = None
 
     # -------------------------------------------------------------------------------- addresses
 
@@ -363,30 +365,42 @@ class Azurite:
         self.stop()
         self.start()
 
-    def wait_persisted(self, timeout: float = 3 * AUTOSAVE_INTERVAL) -> None:
-        """Block until what Azurite acknowledged before this call is saved on disk (<= ~7 s).
+    def wait_persisted(
+        self, container: str, names: Iterable[str], timeout: float = 6 * AUTOSAVE_INTERVAL
+    ) -> None:
+        """Block until Azurite's saved metadata holds the blobs ``names`` of ``container`` (<= ~5 s).
 
-        LokiJS saves a database every ``AUTOSAVE_INTERVAL`` s when it changed (write to a temporary
-        file, then rename): a save that completes over half a second after this call started after
-        it, so holds everything acknowledged before; a database not saved for a whole interval had
-        nothing unsaved. (Assumes a save takes less than half a second: true of test-sized data.)
+        LokiJS saves its databases every ``AUTOSAVE_INTERVAL`` s when they changed (a temporary file,
+        then a rename). Instead of guessing when a save has happened, read what was saved: the blob
+        database must list each blob (and its container), and the extent database each extent that
+        holds a blob's bytes. ``timeout`` only guards against a save that never comes.
         """
         if not self.running:
             raise AzuriteError("Azurite is not running")
+        wanted = set(names)
         deadline = time.monotonic() + timeout
-        time.sleep(0.5)
-        files = [self.location / name for name in _DB_FILES]
-        baseline = [_stamp(path) for path in files]
-        quiet_until = time.monotonic() + AUTOSAVE_INTERVAL + 1.5
-        pending = set(range(len(files)))
-        while pending:
-            pending = {i for i in pending if _stamp(files[i]) == baseline[i]}
-            now = time.monotonic()
-            if not pending or now >= quiet_until:
-                return
-            if now >= deadline:
-                raise AzuriteError(f"Azurite did not save its metadata within {timeout:.1f} s")
+        while (missing := self._unsaved(container, wanted)) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if missing:
+            raise AzuriteError(f"Azurite did not save {sorted(missing)} of {container} in {timeout:.0f} s")
+
+    def _unsaved(self, container: str, wanted: set[str]) -> set[str]:
+        """The blobs of ``wanted`` that Azurite's saved metadata does not hold yet, with their bytes."""
+        try:
+            blobs = _saved_collections(self.location / _DB_FILES[0])
+            extents = _saved_collections(self.location / _DB_FILES[1])
+        except (FileNotFoundError, ValueError, KeyError):  # not saved yet
+            return wanted
+        if not any(c.get("name") == container for c in blobs.get("$CONTAINERS_COLLECTION$", [])):
+            return wanted
+        saved_extents = {e.get("id") for e in extents.get("$EXTENTS_COLLECTION$", [])}
+        saved = {
+            b["name"]
+            for b in blobs.get("$BLOBS_COLLECTION$", [])
+            if b.get("containerName") == container
+            and (b.get("persistency") is None or b["persistency"].get("id") in saved_extents)
+        }
+        return wanted - saved
 
     def __enter__(self) -> Self:
         self.start()
@@ -500,6 +514,8 @@ class Azurite:
                 os.killpg(proc.pid, sig)
 
     def _forget(self) -> None:
+        if self._proc is not None:
+            self.last_exit = self._proc.poll()
         self._proc = None
         _RUNNING.pop(id(self), None)
 
@@ -518,12 +534,10 @@ def _probe(port: int) -> str | None:
         conn.close()
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
+def _saved_collections(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The documents of each collection of a saved LokiJS database (one JSON file)."""
+    db = json.loads(path.read_text())
+    return {c["name"]: list(c["data"]) for c in db["collections"]}
 
 
 @atexit.register
