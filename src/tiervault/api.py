@@ -509,7 +509,11 @@ class Vault:
     async def points(
         self, item: str | None = None, *, tags: Sequence[str] | None = None
     ) -> list[RecoveryPoint]:
-        """Recovery points, oldest first, optionally of one item and having all of ``tags``."""
+        """Recovery points, oldest first, optionally of one item and having all of ``tags``.
+
+        A damaged snapshot object is left out and logged as a warning naming it (logger
+        ``tiervault.repo``); ``check`` reports it as an error. ``latest`` and the parent of a new
+        snapshot skip damaged points the same way."""
         out = []
         for s in await self._repo.list_snapshots():
             if item is not None and s.item != item:

@@ -65,6 +65,8 @@ class SnapshotRecord:
 
     @classmethod
     def from_json(cls, o: dict[str, Any], sid: str) -> SnapshotRecord:
+        if not isinstance(o, dict):
+            raise FormatError("bad snapshot: not a JSON object")
         try:
             if o.get("v") != SNAPSHOT_VERSION:
                 raise FormatError(f"snapshot version {o.get('v')} is not supported")
@@ -116,6 +118,8 @@ class ItemRecord:
 
     @classmethod
     def from_json(cls, o: dict[str, Any], iid: str) -> ItemRecord:
+        if not isinstance(o, dict):
+            raise FormatError("bad item: not a JSON object")
         try:
             if o.get("v") != ITEM_VERSION:
                 raise FormatError(f"item version {o.get('v')} is not supported")
