@@ -29,6 +29,7 @@ from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.memory import tune_allocator
 from tiervault.policy import Policy
+from tiervault.repo.leftovers import incomplete_writes, leftover_warnings, remove_stale
 from tiervault.repo.repository import (
     DEFAULT_PACK_SIZE,
     LOCAL_PACK_SIZE,
@@ -457,6 +458,7 @@ class Vault:
         it = item if isinstance(item, Item) else await self.item(item)
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
+        await remove_stale(self._repo.backend)  # temp files of killed writers, past the safe age
         await self._repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
         stop_at = _stop_time(deadline)
         parent = await self._parent(it)
@@ -638,8 +640,13 @@ class Vault:
     # ------------------------------------------------------------------ maintenance and keys
 
     async def check(self, *, read_data: bool = False) -> CheckResult:
-        """Verify the repository; ``read_data`` also reads and authenticates every data pack."""
-        return await check(self._repo, read_data=read_data)
+        """Verify the repository; ``read_data`` also reads and authenticates every data pack.
+
+        Temporary files left by unfinished writes are reported as warnings (count and bytes, then
+        each one by name); the next snapshot removes those older than the safe age."""
+        result = await check(self._repo, read_data=read_data)
+        result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
+        return result
 
     async def keys(self) -> list[dict[str, Any]]:
         return await self._repo.list_keys()

@@ -677,6 +677,25 @@ async def test_bad_list_prefix(backend: Backend, prefix: str) -> None:
         await names(backend, prefix)
 
 
+async def test_normal_use_leaves_no_incomplete_writes(backend: Backend) -> None:
+    """Finished puts, failed puts, tiers, leases and deletes leave nothing ``list_incomplete`` sees."""
+    assert await backend.put_if_absent("data/ab/ab01", DATA) is True
+    assert await backend.put_if_absent("data/ab/ab01", b"again") is False
+    await backend.set_tier("data/ab/ab01", Tier.COOL)
+    lease = await backend.acquire_lease("locks/x", duration=LEASE)
+    await lease.release()
+    await backend.delete("data/ab/ab01")
+    assert [i async for i in backend.list_incomplete()] == []
+    assert list(await backend.delete_incomplete(older_than=0)) == []
+    assert await names(backend) == {"locks/x"}
+
+
+@pytest.mark.parametrize("age", [-1, float("nan"), float("inf"), "1", True])
+async def test_delete_incomplete_refuses_a_bad_age(backend: Backend, age: object) -> None:
+    with pytest.raises(UsageError):
+        await backend.delete_incomplete(older_than=age)  # type: ignore[arg-type]
+
+
 async def test_aclose_is_idempotent(make_backend: MakeBackend) -> None:
     backend = await make_backend()
     await backend.aclose()

@@ -6,7 +6,9 @@ Layout under ``root``::
     .tv-tiers/<name>.json         tier sidecar {"tier": ..., "rehydrate_until": epoch|null}; absent = Hot
     .tv-leases/<name>.json        lease state {"lease_id": ..., "expires": epoch}
     .tv-leases/<name>.lock        flock(2) target guarding that state's check-and-set
-    **/.tmp-<random>              in-flight writes (a crash may leave some; they are never listed)
+    **/.tmp-<random>              in-flight writes (a crash may leave some; they are never listed,
+                                  ``list_incomplete`` reports them and ``delete_incomplete`` removes
+                                  those older than a safe age)
 
 Objects are created by writing a temp file in the target directory, fsyncing it and hard-linking it
 to its final name (``link(2)`` fails if the name exists, so creation is atomic and exclusive), then
@@ -39,6 +41,7 @@ from tiervault.backend.base import (
     ObjectInfo,
     RehydratePriority,
     Tier,
+    validate_age,
     validate_name,
     validate_prefix,
 )
@@ -157,6 +160,52 @@ def _pread_all(fd: int, offset: int, end: int) -> bytes:
 
 def _range_end(size: int, offset: int, length: int | None) -> int:
     return size if length is None else min(size, offset + length)
+
+
+def _temp_files(root: str) -> list[tuple[str, os.stat_result]]:
+    """Every temp file under ``root`` (objects' directories and the sidecar trees alike), as
+    (name relative to ``root``, lstat)."""
+
+    def fail(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError):
+            raise exc
+
+    found: list[tuple[str, os.stat_result]] = []
+    for dirpath, _dirs, files in os.walk(root, onerror=fail):
+        for base in files:
+            if not base.startswith(TEMP_PREFIX):
+                continue
+            path = os.path.join(dirpath, base)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # finished (or removed) while we walked
+                continue
+            if stat_mod.S_ISREG(st.st_mode):
+                found.append((os.path.relpath(path, root).replace(os.sep, "/"), st))
+    return found
+
+
+def _leftover(rel: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(rel, st.st_size, Tier.HOT, _mtime(st))
+
+
+def _delete_old_temp_files(root: str, now: Callable[[], float], older_than: float) -> list[ObjectInfo]:
+    """Unlink the temp files under ``root`` whose mtime is more than ``older_than`` s before ``now()``."""
+    removed: list[ObjectInfo] = []
+    for rel, _ in _temp_files(root):
+        path = os.path.join(root, rel)
+        try:
+            st = os.lstat(path)  # again, just before removing it: the newest write time counts
+        except FileNotFoundError:
+            continue
+        if not stat_mod.S_ISREG(st.st_mode) or now() - st.st_mtime <= older_than:
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(_leftover(rel, st))
+    return removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,6 +589,32 @@ class LocalBackend:
         validate_name(name)
         await self._run("delete", name, self._delete_sync, name)
         _log.debug("deleted %s", name)
+
+    # -------------------------------------------------------------------------- leftovers
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        """The ``.tmp-*`` files of writes that never finished (see ``Backend.list_incomplete``)."""
+        self._check_open()
+        for rel, st in await self._run("list", ".tmp-*", _temp_files, self._root):
+            yield _leftover(rel, st)
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        """Remove temp files whose last write (mtime) is more than ``older_than`` seconds before
+        this backend's clock's ``now()``; return them. A live ``put_if_absent`` writes its temp file
+        and links it in one worker-thread call, so its mtime is at most one write old; were it
+        removed anyway, its ``link(2)`` fails and the put raises: no object is ever damaged."""
+        self._check_open()
+        age = validate_age(older_than)
+        removed = await self._run(
+            "delete", ".tmp-*", _delete_old_temp_files, self._root, self._clock.now, age
+        )
+        if removed:
+            _log.debug(
+                "removed %d temp file(s) of unfinished writes (%d bytes)",
+                len(removed),
+                sum(r.size for r in removed),
+            )
+        return removed
 
     # ------------------------------------------------------------------------------- tiers
 
