@@ -361,6 +361,30 @@ def test_corrupted_snapshot_is_a_warning_and_a_check_error(vault: Path, run: Run
     assert [e["object"] for e in res.json()["errors"]] == [f"snapshots/{snap.name}"]
 
 
+def test_check_warnings_have_their_own_heading_and_say_what_is_true(vault: Path, run: Run) -> None:
+    """An unindexed pack (its index file lost, as after an interrupted snapshot) is a warning, printed
+    under a "Warning" heading, and its advice holds: the next snapshot indexes it."""
+    snapshot_id(run)
+    for index in (vault / "index").iterdir():
+        index.chmod(0o644)
+        index.unlink()
+    res = run("check", "--json")
+    assert res.code == 12  # the point's chunks are in no index: errors, and the packs are warnings
+    warnings = res.json()["warnings"]
+    assert warnings and all("prune" not in w["warning"] for w in warnings)
+    assert all("the next snapshot indexes it" in w["warning"] for w in warnings)
+    text = run("check").out
+    errors_at = text.index(" error")
+    warning_part, error_part = text[:errors_at], text[errors_at:]
+    assert "warning" in warning_part
+    assert "Warning" in warning_part and "Error" not in warning_part
+    assert "Error" in error_part and "Warning" not in error_part
+    snapshot_id(run)  # indexes the packs it finds unindexed, as the warning says
+    res = run("check", "--json")
+    assert res.code == 0, res.out
+    assert res.json()["warnings"] == []
+
+
 def test_partial_snapshot(vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     unreadable = os.fsencode(source / "docs" / "report.txt")
     real_open = os.open
