@@ -314,6 +314,14 @@ def test_unsupported_format(repo: Path, run: Run) -> None:
     one_error_line(res)
 
 
+@pytest.mark.parametrize("log_n", ["9", "21", "22"])
+def test_kdf_log_n_outside_scrypts_own_limits_is_refused(repo: Path, run: Run, log_n: str) -> None:
+    res = run("init", "--kdf-log-n", log_n)
+    assert res.code == 2
+    assert "between 10 and 20" in one_error_line(res)
+    assert not repo.exists()
+
+
 def test_init_over_existing_repository(vault: Path, run: Run) -> None:
     res = run("init", *FAST_KDF)
     assert res.code == 1

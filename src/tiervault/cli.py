@@ -205,8 +205,9 @@ def _kdf_log_n(text: str) -> int:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if not 10 <= n <= 22:  # the range ScryptParams.derive accepts
-        raise argparse.ArgumentTypeError("must be between 10 and 22")
+    low, high = ScryptParams.LOG_N_MIN, ScryptParams.LOG_N_MAX  # the range ScryptParams accepts
+    if not low <= n <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
     return n
 
 

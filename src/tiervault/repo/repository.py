@@ -184,6 +184,12 @@ class Repository:
                 f"repository format version {config['version']} is not supported by this tiervault "
                 f"(it reads version {FORMAT_VERSION}); upgrade tiervault"
             )
+        try:
+            ChunkerParams.from_json(config["chunker"])
+        except (ValueError, KeyError, TypeError) as exc:  # ParameterError is a ValueError
+            raise UnsupportedFormatError(
+                f"{backend.location}: config has unusable chunker parameters: {exc}"
+            ) from exc
         repo_id = str(config.get("id", ""))
         slots = [info.name async for info in backend.list("keys/")]
         if not slots:
