@@ -352,6 +352,15 @@ def _stop_time(deadline: float | datetime | None) -> float | None:
     return time.monotonic() + max(0.0, budget - reserve)
 
 
+def _require_text(value: str, what: str) -> None:
+    """Names and tags are text, stored as JSON strings: refuse what is not valid UTF-8 (e.g. a
+    command-line argument that was not, decoded with surrogate escapes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} must be valid UTF-8 text, not {value!r}") from None
+
+
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
     source = os.path.abspath(os.path.expanduser(os.fspath(path)))
     return source, os.path.exists(source), os.path.isdir(source)
@@ -397,6 +406,7 @@ class Vault:
         """
         if not name or "/" in name or name.strip() != name or len(name) > 200:
             raise UsageError("item name must be 1-200 characters, without '/' or surrounding spaces")
+        _require_text(name, "item name")
         source, exists, is_dir = await asyncio.to_thread(_inspect_source, path)
         if not exists:
             raise UsageError(f"source path {source!r} does not exist")
@@ -455,6 +465,8 @@ class Vault:
         the same item resumes from it, reading only what it did not finish and uploading nothing
         that is already stored. ``latest`` never resolves to an incomplete point.
         """
+        for tag in tags:
+            _require_text(tag, "a tag")
         it = item if isinstance(item, Item) else await self.item(item)
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
