@@ -678,7 +678,7 @@ async def test_bad_list_prefix(backend: Backend, prefix: str) -> None:
 
 
 async def test_normal_use_leaves_no_incomplete_writes(backend: Backend) -> None:
-    """Finished puts, failed puts, tiers, leases and deletes leave nothing ``list_incomplete`` sees."""
+    """Puts (new and already present), tiers, leases and deletes leave nothing ``list_incomplete`` sees."""
     assert await backend.put_if_absent("data/ab/ab01", DATA) is True
     assert await backend.put_if_absent("data/ab/ab01", b"again") is False
     await backend.set_tier("data/ab/ab01", Tier.COOL)
