@@ -45,6 +45,7 @@ from tiervault.backend.base import (
     validate_name,
     validate_prefix,
 )
+from tiervault.backend.tempfiles import delete_old_temp_files, leftover_info, temp_files
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.errors import (
     BackendError,
@@ -160,52 +161,6 @@ def _pread_all(fd: int, offset: int, end: int) -> bytes:
 
 def _range_end(size: int, offset: int, length: int | None) -> int:
     return size if length is None else min(size, offset + length)
-
-
-def _temp_files(root: str) -> list[tuple[str, os.stat_result]]:
-    """Every temp file under ``root`` (objects' directories and the sidecar trees alike), as
-    (name relative to ``root``, lstat)."""
-
-    def fail(exc: OSError) -> None:
-        if not isinstance(exc, FileNotFoundError | NotADirectoryError):
-            raise exc
-
-    found: list[tuple[str, os.stat_result]] = []
-    for dirpath, _dirs, files in os.walk(root, onerror=fail):
-        for base in files:
-            if not base.startswith(TEMP_PREFIX):
-                continue
-            path = os.path.join(dirpath, base)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:  # finished (or removed) while we walked
-                continue
-            if stat_mod.S_ISREG(st.st_mode):
-                found.append((os.path.relpath(path, root).replace(os.sep, "/"), st))
-    return found
-
-
-def _leftover(rel: str, st: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(rel, st.st_size, Tier.HOT, _mtime(st))
-
-
-def _delete_old_temp_files(root: str, now: Callable[[], float], older_than: float) -> list[ObjectInfo]:
-    """Unlink the temp files under ``root`` whose mtime is more than ``older_than`` s before ``now()``."""
-    removed: list[ObjectInfo] = []
-    for rel, _ in _temp_files(root):
-        path = os.path.join(root, rel)
-        try:
-            st = os.lstat(path)  # again, just before removing it: the newest write time counts
-        except FileNotFoundError:
-            continue
-        if not stat_mod.S_ISREG(st.st_mode) or now() - st.st_mtime <= older_than:
-            continue
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            continue
-        removed.append(_leftover(rel, st))
-    return removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,8 +550,8 @@ class LocalBackend:
     async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
         """The ``.tmp-*`` files of writes that never finished (see ``Backend.list_incomplete``)."""
         self._check_open()
-        for rel, st in await self._run("list", ".tmp-*", _temp_files, self._root):
-            yield _leftover(rel, st)
+        for rel, st in await self._run("list", ".tmp-*", temp_files, self._root):
+            yield leftover_info(rel, st)
 
     async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
         """Remove temp files whose last write (mtime) is more than ``older_than`` seconds before
@@ -605,9 +560,7 @@ class LocalBackend:
         removed anyway, its ``link(2)`` fails and the put raises: no object is ever damaged."""
         self._check_open()
         age = validate_age(older_than)
-        removed = await self._run(
-            "delete", ".tmp-*", _delete_old_temp_files, self._root, self._clock.now, age
-        )
+        removed = await self._run("delete", ".tmp-*", delete_old_temp_files, self._root, self._clock.now, age)
         if removed:
             _log.debug(
                 "removed %d temp file(s) of unfinished writes (%d bytes)",
