@@ -314,6 +314,14 @@ def test_unsupported_format(repo: Path, run: Run) -> None:
     one_error_line(res)
 
 
+@pytest.mark.parametrize("log_n", ["9", "21", "22"])
+def test_kdf_log_n_outside_scrypts_own_limits_is_refused(repo: Path, run: Run, log_n: str) -> None:
+    res = run("init", "--kdf-log-n", log_n)
+    assert res.code == 2
+    assert "between 10 and 20" in one_error_line(res)
+    assert not repo.exists()
+
+
 def test_init_over_existing_repository(vault: Path, run: Run) -> None:
     res = run("init", *FAST_KDF)
     assert res.code == 1
@@ -344,14 +352,45 @@ def test_check_finds_a_corrupted_data_pack(vault: Path, run: Run) -> None:
     assert res.code == 12 and "1 error" in res.out
 
 
-def test_corrupted_snapshot_is_an_integrity_error(vault: Path, run: Run) -> None:
+def test_corrupted_snapshot_is_a_warning_and_a_check_error(vault: Path, run: Run) -> None:
     snapshot_id(run)
     [snap] = (vault / "snapshots").iterdir()
     flip_byte(snap)
-    res = run("points")
+    res = run("points", "--json")
+    assert res.code == 0, res.err
+    assert res.json() == []
+    assert "warning" in res.err and f"snapshots/{snap.name}" in res.err
+    res = run("snapshot", "src", "--json")  # the damaged point is no parent: the backup goes on
+    assert res.code == 0, res.err
+    assert res.json()["point"]["parent"] is None
+    assert [p["id"] for p in run("points", "--json").json()] == [res.json()["point"]["id"]]
+    res = run("check", "--json")
     assert res.code == 12
-    assert snap.name in one_error_line(res)
-    assert run("check").code == 12
+    assert [e["object"] for e in res.json()["errors"]] == [f"snapshots/{snap.name}"]
+
+
+def test_check_warnings_have_their_own_heading_and_say_what_is_true(vault: Path, run: Run) -> None:
+    """An unindexed pack (its index file lost, as after an interrupted snapshot) is a warning, printed
+    under a "Warning" heading, and its advice holds: the next snapshot indexes it."""
+    snapshot_id(run)
+    for index in (vault / "index").iterdir():
+        index.chmod(0o644)
+        index.unlink()
+    res = run("check", "--json")
+    assert res.code == 12  # the point's chunks are in no index: errors, and the packs are warnings
+    warnings = res.json()["warnings"]
+    assert warnings and all("prune" not in w["warning"] for w in warnings)
+    assert all("the next snapshot indexes it" in w["warning"] for w in warnings)
+    text = run("check").out
+    errors_at = text.index(" error")
+    warning_part, error_part = text[:errors_at], text[errors_at:]
+    assert "warning" in warning_part
+    assert "Warning" in warning_part and "Error" not in warning_part
+    assert "Error" in error_part and "Warning" not in error_part
+    snapshot_id(run)  # indexes the packs it finds unindexed, as the warning says
+    res = run("check", "--json")
+    assert res.code == 0, res.out
+    assert res.json()["warnings"] == []
 
 
 def test_partial_snapshot(vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -256,10 +256,8 @@ async def test_one_flipped_byte_is_found_and_named(repo: Path, tmp_path: Path, n
     flip_byte(path, _damage_offset(name, path.stat().st_size))
 
     async with tiervault.open(repo, password=PASSWORD) as vault:  # a damaged index does not stop open
-        if name.startswith("snapshots/"):
-            with pytest.raises(tiervault.IntegrityError) as info:
-                await vault.points()
-            assert info.value.name == name
+        if name.startswith("snapshots/"):  # left out of the listing (with a warning), the others stay
+            assert [p.id for p in await vault.points()] == [p for p in point_ids if p != name.split("/")[1]]
         else:
             assert [p.id for p in await vault.points()] == point_ids
 

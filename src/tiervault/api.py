@@ -28,6 +28,7 @@ from tiervault.core.format.tree import Node
 from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.policy import Policy
+from tiervault.repo.leftovers import incomplete_writes, leftover_warnings, remove_stale
 from tiervault.repo.repository import (
     DEFAULT_PACK_SIZE,
     LOCAL_PACK_SIZE,
@@ -401,6 +402,15 @@ def _stop_time(deadline: float | datetime | None) -> float | None:
     return time.monotonic() + max(0.0, budget - reserve)
 
 
+def _require_text(value: str, what: str) -> None:
+    """Names and tags are text, stored as JSON strings: refuse what is not valid UTF-8 (e.g. a
+    command-line argument that was not, decoded with surrogate escapes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} must be valid UTF-8 text, not {value!r}") from None
+
+
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
     source = os.path.abspath(os.path.expanduser(os.fspath(path)))
     return source, os.path.exists(source), os.path.isdir(source)
@@ -446,6 +456,7 @@ class Vault:
         """
         if not name or "/" in name or name.strip() != name or len(name) > 200:
             raise UsageError("item name must be 1-200 characters, without '/' or surrounding spaces")
+        _require_text(name, "item name")
         source, exists, is_dir = await asyncio.to_thread(_inspect_source, path)
         if not exists:
             raise UsageError(f"source path {source!r} does not exist")
@@ -504,9 +515,12 @@ class Vault:
         the same item resumes from it, reading only what it did not finish and uploading nothing
         that is already stored. ``latest`` never resolves to an incomplete point.
         """
+        for tag in tags:
+            _require_text(tag, "a tag")
         it = item if isinstance(item, Item) else await self.item(item)
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
+        await remove_stale(self._repo.backend)  # temp files of killed writers, past the safe age
         await self._repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
         stop_at = _stop_time(deadline)
         parent = await self._parent(it)
@@ -559,7 +573,11 @@ class Vault:
     async def points(
         self, item: str | None = None, *, tags: Sequence[str] | None = None
     ) -> list[RecoveryPoint]:
-        """Recovery points, oldest first, optionally of one item and having all of ``tags``."""
+        """Recovery points, oldest first, optionally of one item and having all of ``tags``.
+
+        A damaged snapshot object is left out and logged as a warning naming it (logger
+        ``tiervault.repo``); ``check`` reports it as an error. ``latest`` and the parent of a new
+        snapshot skip damaged points the same way."""
         out = []
         for s in await self._repo.list_snapshots():
             if item is not None and s.item != item:
@@ -684,8 +702,13 @@ class Vault:
     # ------------------------------------------------------------------ maintenance and keys
 
     async def check(self, *, read_data: bool = False) -> CheckResult:
-        """Verify the repository; ``read_data`` also reads and authenticates every data pack."""
-        return await check(self._repo, read_data=read_data)
+        """Verify the repository; ``read_data`` also reads and authenticates every data pack.
+
+        Temporary files left by unfinished writes are reported as warnings (count and bytes, then
+        each one by name); the next snapshot removes those older than the safe age."""
+        result = await check(self._repo, read_data=read_data)
+        result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
+        return result
 
     async def keys(self) -> list[KeyInfo]:
         """The repository's key slots, oldest first."""

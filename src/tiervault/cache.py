@@ -826,5 +826,11 @@ class CacheBackend:
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         return await self.inner.acquire_lease(name, duration=duration)
 
+    def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        return self.inner.list_incomplete()  # the store's leftovers: nothing of them is cached
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        return await self.inner.delete_incomplete(older_than=older_than)
+
     async def aclose(self) -> None:
         await self.inner.aclose()

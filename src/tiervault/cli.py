@@ -206,8 +206,9 @@ def _kdf_log_n(text: str) -> int:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if not 10 <= n <= 22:  # the range ScryptParams.derive accepts
-        raise argparse.ArgumentTypeError("must be between 10 and 22")
+    low, high = ScryptParams.LOG_N_MIN, ScryptParams.LOG_N_MAX  # the range ScryptParams accepts
+    if not low <= n <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
     return n
 
 
@@ -463,10 +464,11 @@ def _item_json(item: Item) -> dict[str, Any]:
     }
 
 
-def _errors_table(errors: Sequence[dict[str, str]], key: str = "path") -> Table:
-    t = _table(key.capitalize(), "Error")
+def _errors_table(errors: Sequence[dict[str, str]], key: str = "path", kind: str = "error") -> Table:
+    """A table of problems (``kind`` ``"error"`` or ``"warning"``: the column and the field it shows)."""
+    t = _table(key.capitalize(), kind.capitalize())
     for e in errors:
-        t.add_row(_text(e.get(key, "?")), _text(e.get("error", e.get("warning", ""))))
+        t.add_row(_text(e.get(key, "?")), _text(e.get(kind, "")))
     return t
 
 
@@ -710,7 +712,7 @@ async def _check(ctx: _Ctx, vault: Vault) -> int:
         )
         if result.warnings:
             ctx.out.print(f"{_count(len(result.warnings), 'warning')}:")
-            ctx.out.print(_errors_table(result.warnings, key="object"))
+            ctx.out.print(_errors_table(result.warnings, key="object", kind="warning"))
         if result.errors:
             ctx.out.print(f"{_count(len(result.errors), 'error')}:")
             ctx.out.print(_errors_table(result.errors, key="object"))

@@ -2,6 +2,7 @@
 
     TiervaultError
     ├── UsageError                  bad arguments or input (a missing source path, an unknown item)
+    │   └── ParameterError          a parameter object's value out of range (also a ValueError)
     ├── RepositoryNotFoundError     no repository at that address
     ├── RepositoryExistsError       init over an existing repository
     ├── UnsupportedFormatError      written by a newer tiervault (or not a tiervault repository)
@@ -28,6 +29,12 @@ class TiervaultError(Exception):
 
 class UsageError(TiervaultError):
     """The caller asked for something impossible: bad arguments, a missing source path."""
+
+
+class ParameterError(UsageError, ValueError):
+    """A parameter object (``ScryptParams``, ``ChunkerParams``, ``Policy``) was given a value out of its
+    range. Also a ``ValueError``, which is what these raised before and what Python's own
+    constructors raise for a bad value: code catching either keeps working."""
 
 
 class RepositoryNotFoundError(TiervaultError):

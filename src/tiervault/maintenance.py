@@ -103,7 +103,11 @@ class Checker:
         self.result.packs = len(indexed)
         for name in sorted(set(stored) - set(indexed)):
             self.result.warnings.append(
-                {"object": name, "warning": "pack not in any index (prune removes it)"}
+                {
+                    "object": name,
+                    "warning": "pack not in any index: left by an interrupted snapshot; "
+                    "the next snapshot indexes it and reuses its chunks",
+                }
             )
         for name in sorted(set(indexed) - set(stored)):
             self._fail(name, "pack is indexed but missing from storage")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from tiervault.errors import UsageError
+from tiervault.errors import ParameterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +36,14 @@ class Policy:
             value = getattr(self, f.name)
             if f.name == "schedule":
                 if value is not None and (not isinstance(value, str) or len(value.split()) not in (5, 6)):
-                    raise UsageError("schedule must be a 5- or 6-field cron expression")
+                    raise ParameterError("schedule must be a 5- or 6-field cron expression")
                 continue
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise UsageError(f"{f.name} must be a non-negative integer")
+                raise ParameterError(f"{f.name} must be a non-negative integer")
         tiers = [self.cool_after_days, self.cold_after_days, self.archive_after_days]
         set_tiers = [t for t in tiers if t is not None]
         if set_tiers != sorted(set_tiers):
-            raise UsageError(
+            raise ParameterError(
                 "tier thresholds must grow: cool_after_days <= cold_after_days <= archive_after_days"
             )
 

@@ -177,6 +177,10 @@ async def names(backend: Backend, prefix: str = "") -> set[str]:
     return {info.name async for info in backend.list(prefix)}
 
 
+async def incomplete(backend: Backend) -> list[str]:
+    return [info.name async for info in backend.list_incomplete()]
+
+
 async def read_stream(backend: Backend, name: str, **kwargs: int | None) -> list[bytes]:
     return [block async for block in backend.open_read(name, **kwargs)]  # type: ignore[arg-type]
 
@@ -677,6 +681,25 @@ async def test_bad_list_prefix(backend: Backend, prefix: str) -> None:
         await names(backend, prefix)
 
 
+async def test_normal_use_leaves_no_incomplete_writes(backend: Backend) -> None:
+    """Puts (new and already present), tiers, leases and deletes leave nothing ``list_incomplete`` sees."""
+    assert await backend.put_if_absent("data/ab/ab01", DATA) is True
+    assert await backend.put_if_absent("data/ab/ab01", b"again") is False
+    await backend.set_tier("data/ab/ab01", Tier.COOL)
+    lease = await backend.acquire_lease("locks/x", duration=LEASE)
+    await lease.release()
+    await backend.delete("data/ab/ab01")
+    assert [i async for i in backend.list_incomplete()] == []
+    assert list(await backend.delete_incomplete(older_than=0)) == []
+    assert await names(backend) == {"locks/x"}
+
+
+@pytest.mark.parametrize("age", [-1, float("nan"), float("inf"), "1", True])
+async def test_delete_incomplete_refuses_a_bad_age(backend: Backend, age: object) -> None:
+    with pytest.raises(UsageError):
+        await backend.delete_incomplete(older_than=age)  # type: ignore[arg-type]
+
+
 async def test_aclose_is_idempotent_and_final(make_backend: MakeBackend) -> None:
     """``aclose`` releases the backend for good: a second call is a no-op (no error), and afterwards
     every operation is refused with ``UsageError`` instead of touching the store (or reopening it)."""
@@ -698,6 +721,8 @@ async def test_aclose_is_idempotent_and_final(make_backend: MakeBackend) -> None
         lambda: backend.set_tier_many(["obj"], Tier.COOL),
         lambda: backend.rehydrate("obj"),
         lambda: backend.acquire_lease("locks/l", duration=LEASE),
+        lambda: incomplete(backend),
+        lambda: backend.delete_incomplete(older_than=0),
     ]
     for call in calls:
         with pytest.raises(UsageError, match="closed"):

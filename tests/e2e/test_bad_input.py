@@ -11,6 +11,7 @@ import pytest
 import tiervault
 from tests.e2e import PASSWORD, init_vault, open_vault, repo_listing, repo_objects
 from tests.support.trees import File, build_tree
+from tiervault.core.chunker import ChunkerParams
 
 
 @pytest.fixture
@@ -78,6 +79,27 @@ async def test_newer_format_version_is_refused(filled_repo: Path) -> None:
         await open_vault(filled_repo)
     with pytest.raises(tiervault.UnsupportedFormatError):  # even before any password is tried
         await tiervault.open(filled_repo, password="wrong")
+
+
+async def test_a_config_with_unknown_chunker_parameters_is_unsupported(filled_repo: Path) -> None:
+    """Stored parameters a reader cannot use are a format problem, not the caller's bad argument."""
+    config = filled_repo / "config"
+    doc = json.loads(config.read_bytes())
+    doc["chunker"]["algorithm"] = "fastcdc-2030"
+    config.chmod(0o644)
+    config.write_bytes(json.dumps(doc).encode())
+    with pytest.raises(tiervault.UnsupportedFormatError, match="fastcdc-2030"):
+        await open_vault(filled_repo)
+
+
+async def test_bad_parameters_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(tiervault.UsageError):
+        await tiervault.init(tmp_path / "r", password="pw", kdf=tiervault.ScryptParams(log_n=21))
+    with pytest.raises(tiervault.UsageError):
+        await tiervault.init(
+            tmp_path / "r", password="pw", chunker=ChunkerParams(min_size=1 << 20, avg_size=1 << 19)
+        )
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
 async def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:

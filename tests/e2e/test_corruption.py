@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -74,19 +75,53 @@ async def test_damaged_meta_pack(one_point: tiervault.RecoveryPoint, repo_path: 
         assert _errors_name(checked, pack), checked.errors
 
 
-async def test_damaged_snapshot(one_point: tiervault.RecoveryPoint, repo_path: Path) -> None:
+async def test_damaged_snapshot_is_skipped_reported_and_never_stops_a_backup(
+    one_point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One damaged snapshot object: ``points`` warns and lists the others, every later snapshot of
+    every item still works (parent selection skips it), ``latest`` skips it, ``check`` reports it."""
     name = f"snapshots/{one_point.id}"
+    build_tree(tmp_path / "other", {"b.bin": File(random.Random(2).randbytes(50 * KiB))})
+    async with open_vault(repo_path) as vault:
+        await vault.protect(tmp_path / "other", name="other")
+        good = (await vault.snapshot("other")).point
     flip_byte(repo_path / name, 40)
     async with open_vault(repo_path) as vault:
+        with caplog.at_level(logging.WARNING, logger="tiervault"):
+            assert [p.id for p in await vault.points()] == [good.id]
+        assert any(name in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
         with pytest.raises(tiervault.IntegrityError) as info:
-            await vault.points()
+            await vault.point(one_point.id)  # asked for by id: the damage is the answer
         assert info.value.name == name
-        with pytest.raises(tiervault.IntegrityError) as info:
-            await vault.point(one_point.id)
-        assert info.value.name == name
+        with pytest.raises(tiervault.NotFoundError):
+            await vault.point("latest:src")  # the only point of "src" is damaged: none is usable
+        # a backup of the damaged point's item, and of another item, both succeed
+        again = await vault.snapshot("src")
+        assert again.point.parent is None and not again.partial
+        other = await vault.snapshot("other")
+        assert other.point.parent == good.id
+        assert (await vault.point("latest:src")).id == again.point.id
+        assert (await vault.point("latest")).id == other.point.id
+        await vault.restore("latest:src", tmp_path / "out", verify=True)
+        assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(tmp_path / "out"))
         checked = await vault.check()
         assert not checked.ok
-        assert _errors_name(checked, name), checked.errors
+        assert [e["object"] for e in checked.errors] == [name], checked.errors
+        assert checked.snapshots == 3
+
+
+async def test_latest_skips_a_damaged_newer_point(
+    one_point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    async with open_vault(repo_path) as vault:
+        (tmp_path / "src" / "new.txt").write_bytes(b"newer")
+        newer = (await vault.snapshot("src")).point
+    flip_byte(repo_path / f"snapshots/{newer.id}", 40)
+    async with open_vault(repo_path) as vault:
+        assert (await vault.point("latest:src")).id == one_point.id
+        assert (await vault.point("latest")).id == one_point.id
+        third = await vault.snapshot("src")  # the parent is the newest readable point
+        assert third.point.parent == one_point.id
 
 
 async def test_damaged_index(repo_path: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from tiervault.backend.base import (
     ObjectInfo,
     RehydratePriority,
     Tier,
+    validate_age,
     validate_name,
     validate_prefix,
 )
@@ -70,6 +71,8 @@ class MemoryBackend:
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rehydrate_seconds: float = 0.0) -> None:
         self.objects: dict[str, StoredObject] = {}
+        #: leftovers of unfinished writes (``leave_incomplete``), as ``list_incomplete`` reports them
+        self.incomplete: dict[str, StoredObject] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._clock = clock
         self._rehydrate_seconds = rehydrate_seconds
@@ -132,6 +135,10 @@ class MemoryBackend:
         """Test hook: replace an object's bytes in place (simulates bit rot or tampering)."""
         self._obj(name).data = bytes(data)
 
+    def leave_incomplete(self, name: str, data: bytes) -> None:
+        """Test hook: what a writer killed in the middle of a put would leave (written now)."""
+        self.incomplete[name] = StoredObject(bytes(data), self._clock.now())
+
     # ----------------------------------------------------------------------------- contract
 
     async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
@@ -172,6 +179,28 @@ class MemoryBackend:
         snapshot = [(n, o) for n, o in self.objects.items() if n.startswith(prefix)]
         for name, obj in snapshot:
             yield self._info(name, obj)
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        if self._closed:
+            raise UsageError(f"{self!r} is closed")
+        await asyncio.sleep(0)
+        for name, obj in list(self.incomplete.items()):
+            yield ObjectInfo(name, len(obj.data), Tier.HOT, datetime.fromtimestamp(obj.modified, UTC))
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        if self._closed:
+            raise UsageError(f"{self!r} is closed")
+        age = validate_age(older_than)
+        await asyncio.sleep(0)
+        now = self._clock.now()
+        removed = []
+        for name, obj in list(self.incomplete.items()):
+            if now - obj.modified > age:
+                del self.incomplete[name]
+                removed.append(
+                    ObjectInfo(name, len(obj.data), Tier.HOT, datetime.fromtimestamp(obj.modified, UTC))
+                )
+        return removed
 
     async def delete_many(self, names: Sequence[str]) -> None:
         for name in names:
@@ -278,6 +307,8 @@ FAULTABLE = frozenset(
         "open_read",
         "stat",
         "list",
+        "list_incomplete",
+        "delete_incomplete",
         "delete",
         "set_tier",
         "rehydrate",
@@ -454,6 +485,15 @@ class FaultyBackend:
         self._before("list", prefix)
         async for info in self.inner.list(prefix):
             yield info
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        self._before("list_incomplete", "")
+        async for info in self.inner.list_incomplete():
+            yield info
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        self._before("delete_incomplete", "")
+        return await self.inner.delete_incomplete(older_than=older_than)
 
     async def delete_many(self, names: Sequence[str]) -> None:
         for name in names:

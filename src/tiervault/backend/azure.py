@@ -59,7 +59,7 @@ from azure.storage.blob import RehydratePriority, StandardBlobTier
 # never awaits the transport and fails every request with an AttributeError on a coroutine.
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient, ContainerClient, ExponentialRetry
 
-from tiervault.backend.base import ObjectInfo, Tier, validate_name, validate_prefix
+from tiervault.backend.base import ObjectInfo, Tier, validate_age, validate_name, validate_prefix
 from tiervault.backend.base import RehydratePriority as OurPriority
 from tiervault.errors import (
     BackendError,
@@ -616,6 +616,19 @@ class AzureBackend:
             if _gone(exc):
                 return  # already gone: deleting is idempotent (a missing container is not)
             raise self._translate(exc, name) from exc
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        """Nothing: an interrupted ``put_if_absent`` (one Put Blob) leaves no blob, and blocks
+        staged but never committed are not blobs (the service discards them after a week)."""
+        self._check_open()
+        return
+        yield  # makes this an async generator that yields nothing
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        """Nothing to remove (see ``list_incomplete``); ``older_than`` is still validated."""
+        self._check_open()
+        validate_age(older_than)
+        return []
 
     async def delete_many(self, names: Sequence[str]) -> None:
         """Delete many objects with Blob Batch requests (256 per batch); absent ones are fine."""

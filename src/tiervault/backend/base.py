@@ -9,6 +9,7 @@ may be retried, and retrying is not the backend's business (see ``docs/architect
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,6 +116,27 @@ class Backend(Protocol):
         renewing, and its lease lapses by itself: a lock can never go stale for ever.
         """
 
+    def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        """Yield what unfinished writes left behind (a writer killed inside ``put_if_absent``): no
+        object, invisible to ``list`` and to readers, but it takes space.
+
+        ``name`` is where the store keeps it, relative to the store (not an object name: the object
+        methods refuse it), ``size`` its bytes and ``modified`` its last write by the store's clock.
+        A store whose interrupted writes leave nothing visible yields nothing (Azure: a pack is one
+        Put Blob, which either happens or not; blocks staged but never committed expire by
+        themselves and are not billed as blobs).
+        """
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        """Remove the leftovers ``list_incomplete`` yields that were last written more than
+        ``older_than`` seconds ago (by this backend's clock); return what was removed.
+
+        A write in progress keeps refreshing its own leftover, so with ``older_than`` longer than
+        any single write takes, a live writer's file is never touched; and if one were, that write
+        would fail (``put_if_absent`` raises) instead of creating a damaged object. ``older_than``
+        must be a finite number >= 0 (``UsageError``). A store with no leftovers returns nothing.
+        """
+
     async def aclose(self) -> None:
         """Release connections and other resources. Idempotent."""
 
@@ -145,6 +167,15 @@ def validate_name(name: str) -> None:
             raise UsageError(f"invalid object name {name!r}: {TEMP_PREFIX!r} names are reserved")
     if parts[0].startswith(RESERVED_PREFIX):
         raise UsageError(f"invalid object name {name!r}: top-level {RESERVED_PREFIX!r} names are reserved")
+
+
+def validate_age(older_than: float) -> float:
+    """``older_than`` of ``delete_incomplete`` as a float; ``UsageError`` unless finite and >= 0."""
+    if isinstance(older_than, bool) or not isinstance(older_than, int | float):
+        raise UsageError(f"older_than must be a number of seconds, not {older_than!r}")
+    if not (older_than >= 0 and math.isfinite(older_than)):
+        raise UsageError(f"older_than must be a finite number of seconds >= 0, not {older_than!r}")
+    return float(older_than)
 
 
 def validate_prefix(prefix: str) -> None:

@@ -6,7 +6,9 @@ Layout under ``root``::
     .tv-tiers/<name>.json         tier sidecar {"tier": ..., "rehydrate_until": epoch|null}; absent = Hot
     .tv-leases/<name>.json        lease state {"lease_id": ..., "expires": epoch}
     .tv-leases/<name>.lock        flock(2) target guarding that state's check-and-set
-    **/.tmp-<random>              in-flight writes (a crash may leave some; they are never listed)
+    **/.tmp-<random>              in-flight writes (a crash may leave some; they are never listed,
+                                  ``list_incomplete`` reports them and ``delete_incomplete`` removes
+                                  those older than a safe age)
 
 Objects are created by writing a temp file in the target directory, fsyncing it and hard-linking it
 to its final name (``link(2)`` fails if the name exists, so creation is atomic and exclusive), then
@@ -39,9 +41,11 @@ from tiervault.backend.base import (
     ObjectInfo,
     RehydratePriority,
     Tier,
+    validate_age,
     validate_name,
     validate_prefix,
 )
+from tiervault.backend.tempfiles import delete_old_temp_files, leftover_info, temp_files
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.errors import (
     BackendError,
@@ -540,6 +544,30 @@ class LocalBackend:
         validate_name(name)
         await self._run("delete", name, self._delete_sync, name)
         _log.debug("deleted %s", name)
+
+    # -------------------------------------------------------------------------- leftovers
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        """The ``.tmp-*`` files of writes that never finished (see ``Backend.list_incomplete``)."""
+        self._check_open()
+        for rel, st in await self._run("list", ".tmp-*", temp_files, self._root):
+            yield leftover_info(rel, st)
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        """Remove temp files whose last write (mtime) is more than ``older_than`` seconds before
+        this backend's clock's ``now()``; return them. A live ``put_if_absent`` writes its temp file
+        and links it in one worker-thread call, so its mtime is at most one write old; were it
+        removed anyway, its ``link(2)`` fails and the put raises: no object is ever damaged."""
+        self._check_open()
+        age = validate_age(older_than)
+        removed = await self._run("delete", ".tmp-*", delete_old_temp_files, self._root, self._clock.now, age)
+        if removed:
+            _log.debug(
+                "removed %d temp file(s) of unfinished writes (%d bytes)",
+                len(removed),
+                sum(r.size for r in removed),
+            )
+        return removed
 
     # ------------------------------------------------------------------------------- tiers
 

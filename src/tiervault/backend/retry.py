@@ -9,7 +9,8 @@ Which failures are retried where (docs/architecture.md, "Retries"):
 * everything else (4xx, integrity, not found, permission) — never.
 
 Every operation wrapped here is idempotent: creating a content-addressed object twice, reading,
-listing (retried only before its first result), deleting, setting a tier.
+listing (retried only before its first result), deleting (leftovers of unfinished writes too),
+setting a tier.
 """
 
 from __future__ import annotations
@@ -119,6 +120,22 @@ class RetryingBackend:
 
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         return await self.inner.acquire_lease(name, duration=duration)  # not idempotent: never retried
+
+    async def list_incomplete(self) -> AsyncIterator[ObjectInfo]:
+        async for attempt in self._retrying():  # like ``list``: retried only before its first result
+            with attempt:
+                it = self.inner.list_incomplete().__aiter__()
+                try:
+                    first = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+        yield first
+        async for info in it:
+            yield info
+
+    async def delete_incomplete(self, *, older_than: float) -> Sequence[ObjectInfo]:
+        removed: Sequence[ObjectInfo] = await self._call(self.inner.delete_incomplete, older_than=older_than)
+        return removed
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -12,6 +12,8 @@ from typing import Any
 
 import pyfastcdc
 
+from tiervault.errors import ParameterError
+
 ALGORITHM = "fastcdc-2020"
 
 
@@ -27,16 +29,17 @@ class ChunkerParams:
     algorithm: str = ALGORITHM
 
     def validate(self) -> None:
+        """Raise ``ParameterError`` (a ``UsageError`` and a ``ValueError``) unless usable."""
         if self.algorithm != ALGORITHM:
-            raise ValueError(f"unknown chunker {self.algorithm!r}")
+            raise ParameterError(f"unknown chunker {self.algorithm!r}")
         if not (64 <= self.min_size <= 1 << 20 and 256 <= self.avg_size <= 4 << 20):
-            raise ValueError("chunker sizes out of range")
+            raise ParameterError("chunker sizes out of range")
         if not (1024 <= self.max_size <= 16 << 20):
-            raise ValueError("chunker max_size out of range")
+            raise ParameterError("chunker max_size out of range")
         if not self.min_size <= self.avg_size <= self.max_size:
-            raise ValueError("chunker sizes must satisfy min_size <= avg_size <= max_size")
+            raise ParameterError("chunker sizes must satisfy min_size <= avg_size <= max_size")
         if self.normalization not in (0, 1, 2, 3):
-            raise ValueError("chunker normalization must be 0..3")
+            raise ParameterError("chunker normalization must be 0..3")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from typing import ClassVar
 
 import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from tiervault.errors import ParameterError
 
 KEY_SIZE = 32
 SALT_SIZE = 16
@@ -113,12 +116,29 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
+    #: the accepted ranges (inclusive); the CLI's ``--kdf-log-n`` takes its range from here
+    LOG_N_MIN: ClassVar[int] = 10
+    LOG_N_MAX: ClassVar[int] = 20
+    R_MAX: ClassVar[int] = 16
+    P_MAX: ClassVar[int] = 16
+    MAX_MEMORY: ClassVar[int] = 1 << 30
+
     def __post_init__(self) -> None:
         # bounded so that a hostile key slot cannot make open() allocate more than 1 GiB or spin
-        if not (10 <= self.log_n <= 20 and 1 <= self.r <= 16 and 1 <= self.p <= 16):
-            raise ValueError("scrypt parameters out of range (log_n 10..20, r 1..16, p 1..16)")
-        if 128 * self.r * 2**self.log_n > 1 << 30:
-            raise ValueError("scrypt parameters need more than 1 GiB of memory")
+        for name, value in (("log_n", self.log_n), ("r", self.r), ("p", self.p)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParameterError(f"scrypt {name} must be an integer, not {value!r}")
+        if not (
+            self.LOG_N_MIN <= self.log_n <= self.LOG_N_MAX
+            and 1 <= self.r <= self.R_MAX
+            and 1 <= self.p <= self.P_MAX
+        ):
+            raise ParameterError(
+                f"scrypt parameters out of range (log_n {self.LOG_N_MIN}..{self.LOG_N_MAX}, "
+                f"r 1..{self.R_MAX}, p 1..{self.P_MAX})"
+            )
+        if 128 * self.r * 2**self.log_n > self.MAX_MEMORY:
+            raise ParameterError("scrypt parameters need more than 1 GiB of memory")
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
         return Scrypt(salt=salt, length=KEY_SIZE, n=2**self.log_n, r=self.r, p=self.p).derive(password)

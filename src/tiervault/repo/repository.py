@@ -184,6 +184,12 @@ class Repository:
                 f"repository format version {config['version']} is not supported by this tiervault "
                 f"(it reads version {FORMAT_VERSION}); upgrade tiervault"
             )
+        try:
+            ChunkerParams.from_json(config["chunker"])
+        except (ValueError, KeyError, TypeError) as exc:  # ParameterError is a ValueError
+            raise UnsupportedFormatError(
+                f"{backend.location}: config has unusable chunker parameters: {exc}"
+            ) from exc
         repo_id = str(config.get("id", ""))
         slots = [info.name async for info in backend.list("keys/")]
         if not slots:
@@ -577,9 +583,30 @@ class Repository:
         return [info.name.removeprefix("snapshots/") async for info in self.backend.list("snapshots/")]
 
     async def list_snapshots(self) -> list[SnapshotRecord]:
+        """Every readable snapshot, oldest first. A damaged one is skipped with a warning naming it
+        (``check`` reports it as an error): one bad object must not hide the others, nor stop a
+        backup that looks for its parent among them."""
+        snaps, damaged = await self.load_snapshots()
+        for exc in damaged:
+            log.warning("skipped a damaged recovery point (check reports it): %s", exc)
+        return snaps
+
+    async def load_snapshots(self) -> tuple[list[SnapshotRecord], list[IntegrityError]]:
+        """(the readable snapshots oldest first, the damaged ones' errors); nothing is logged."""
         ids = await self.snapshot_ids()
-        snaps = await _bounded_gather([functools.partial(self.load_snapshot, i) for i in ids])
-        return sorted(snaps, key=lambda s: (s.time, s.id))
+
+        async def load(sid: str) -> SnapshotRecord | IntegrityError | None:
+            try:
+                return await self.load_snapshot(sid)
+            except IntegrityError as exc:
+                return exc
+            except ObjectNotFoundError:  # removed since it was listed
+                return None
+
+        loaded = await _bounded_gather([functools.partial(load, i) for i in ids])
+        snaps = [s for s in loaded if isinstance(s, SnapshotRecord)]
+        damaged = sorted((e for e in loaded if isinstance(e, IntegrityError)), key=lambda e: e.name)
+        return sorted(snaps, key=lambda s: (s.time, s.id)), damaged
 
     async def find_snapshot(self, ref: str) -> SnapshotRecord:
         """A snapshot by full id or unique id prefix (at least 4 hex digits)."""

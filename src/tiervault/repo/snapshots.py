@@ -1,12 +1,19 @@
-"""Recovery points (snapshot objects) and protected items, as stored (JSON inside sealed envelopes)."""
+"""Recovery points (snapshot objects) and protected items, as stored (JSON inside sealed envelopes).
+
+Paths (``source``, ``errors[].path``) are held as ``str`` decoded from file-system bytes with
+``surrogateescape``; they are stored as a JSON string when those bytes are UTF-8 and as ``*_b64``
+otherwise (docs/format.md, "Snapshots"), so the stored JSON is always strict UTF-8.
+"""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from tiervault.core.format import FormatError
+from tiervault.core.format.tree import put_bytes
 
 SNAPSHOT_VERSION = 1
 ITEM_VERSION = 1
@@ -23,6 +30,51 @@ def parse_iso(s: str) -> datetime:
     dt = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     micro = int((frac + "000000")[:6]) if frac else 0
     return dt.replace(microsecond=micro)
+
+
+def _path_bytes(text: str) -> bytes:
+    """A path as the API holds it (file-system bytes decoded with ``surrogateescape``) as bytes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _put_path(out: dict[str, Any], key: str, text: str) -> None:
+    """Store a path as ``key`` when its bytes are UTF-8, else as ``key_b64`` (the tree rule,
+    ``put_bytes``): a JSON string never carries a lone surrogate, which strict readers reject."""
+    put_bytes(out, key, _path_bytes(text))
+
+
+def _get_path(obj: dict[str, Any], key: str) -> str:
+    if key in obj:
+        return str(obj[key])
+    if key + "_b64" in obj:
+        raw = base64.b64decode(str(obj[key + "_b64"]), validate=True)
+        return raw.decode("utf-8", "surrogateescape")
+    raise KeyError(key)
+
+
+def _error_json(e: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in e.items():
+        if k == "path":
+            _put_path(out, "path", v)
+        else:  # a message may quote a path: keep it readable, and strict UTF-8
+            out[k] = _strict_text(v)
+    return out
+
+
+def _strict_text(text: str) -> str:
+    """``text`` with what is not UTF-8 shown as ``\\xNN`` escapes (display text, not a path)."""
+    try:
+        return _path_bytes(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file-system name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error_from_json(e: dict[str, Any]) -> dict[str, str]:
+    out = {str(k): str(v) for k, v in e.items() if k != "path_b64"}
+    if "path_b64" in e and "path" not in e:
+        out["path"] = _get_path(e, "path")
+    return out
 
 
 @dataclass(slots=True)
@@ -45,26 +97,29 @@ class SnapshotRecord:
     id: str = ""  # the storage hash; not part of the stored JSON
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": SNAPSHOT_VERSION,
             "item": self.item,
             "time": self.time,
             "host": self.host,
             "user": self.user,
-            "source": self.source,
             "tree": self.tree,
             "root": self.root,
             "parent": self.parent,
             "tags": sorted(self.tags),
             "stats": self.stats,
-            "errors": self.errors,
+            "errors": [_error_json(e) for e in self.errors],
             "partial": self.partial,
             "incomplete": self.incomplete,
             "program": self.program,
         }
+        _put_path(out, "source", self.source)
+        return out
 
     @classmethod
     def from_json(cls, o: dict[str, Any], sid: str) -> SnapshotRecord:
+        if not isinstance(o, dict):
+            raise FormatError("bad snapshot: not a JSON object")
         try:
             if o.get("v") != SNAPSHOT_VERSION:
                 raise FormatError(f"snapshot version {o.get('v')} is not supported")
@@ -73,13 +128,13 @@ class SnapshotRecord:
                 time=str(o["time"]),
                 host=str(o["host"]),
                 user=str(o["user"]),
-                source=str(o["source"]),
+                source=_get_path(o, "source"),
                 tree=str(o["tree"]),
                 root=dict(o["root"]),
                 parent=o.get("parent"),
                 tags=[str(t) for t in o.get("tags", [])],
                 stats=dict(o.get("stats", {})),
-                errors=[dict(e) for e in o.get("errors", [])],
+                errors=[_error_from_json(dict(e)) for e in o.get("errors", [])],
                 partial=bool(o.get("partial", False)),
                 incomplete=bool(o.get("incomplete", False)),
                 program=str(o.get("program", "")),
@@ -103,26 +158,29 @@ class ItemRecord:
     id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": ITEM_VERSION,
             "name": self.name,
             "kind": self.kind,
-            "source": self.source,
             "policy": self.policy,
             "created": self.created,
             "updated": self.updated,
             "host": self.host,
         }
+        _put_path(out, "source", self.source)
+        return out
 
     @classmethod
     def from_json(cls, o: dict[str, Any], iid: str) -> ItemRecord:
+        if not isinstance(o, dict):
+            raise FormatError("bad item: not a JSON object")
         try:
             if o.get("v") != ITEM_VERSION:
                 raise FormatError(f"item version {o.get('v')} is not supported")
             return cls(
                 name=str(o["name"]),
                 kind=str(o["kind"]),
-                source=str(o["source"]),
+                source=_get_path(o, "source"),
                 policy=dict(o["policy"]),
                 created=str(o["created"]),
                 updated=str(o["updated"]),
