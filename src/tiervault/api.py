@@ -38,6 +38,7 @@ from tiervault.repo.repository import (
     _user,
 )
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
+from tiervault.repo.treewalk import data_packs_of, walk
 from tiervault.restorer import Restorer, RestoreStats
 
 Password = str | bytes
@@ -558,7 +559,7 @@ class Vault:
         await self._repo.save_snapshot(rec)
         if self._cache is not None and self._cache.enabled and not rec.incomplete:
             # the disk tier keeps what the newest point of each item needs, while its bound allows
-            await self._cache.protect(it.name, await self._repo.pack_names_of(outcome.tree))
+            await self._cache.protect(it.name, await data_packs_of(self._repo, outcome.tree))
         return SnapshotResult(RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors))
 
     async def _parent(self, it: Item) -> SnapshotRecord | None:
@@ -624,16 +625,12 @@ class Vault:
                 return [Entry._from(os.fsdecode(prefix), node)]
             assert node.subtree is not None
             tree = node.subtree
-        out: list[Entry] = []
-        await self._list(tree, prefix, recursive, out)
-        return out
-
-    async def _list(self, tree: bytes, prefix: bytes, recursive: bool, out: list[Entry]) -> None:
-        for n in await self._repo.load_tree(tree):
-            p = prefix + b"/" + n.name if prefix else n.name
-            out.append(Entry._from(os.fsdecode(p), n))
-            if recursive and n.type == "dir" and n.subtree is not None:
-                await self._list(n.subtree, p, recursive, out)
+        return [
+            Entry._from(os.fsdecode(entry_path), node)
+            async for entry_path, node in walk(
+                self._repo, tree, prefix=prefix, descend=lambda _p, _n: recursive
+            )
+        ]
 
     async def restore(
         self,

@@ -15,6 +15,7 @@ from tests.support.trees import assert_trees_equal, snapshot_tree
 from tiervault.backend.local import LocalBackend
 from tiervault.cache import CacheBackend
 from tiervault.core.crypto import object_hash
+from tiervault.repo.treewalk import data_packs_of
 
 
 def obj(prefix: str, size: int, seed: int) -> tuple[str, bytes]:
@@ -89,8 +90,8 @@ async def test_a_snapshot_protects_what_its_point_needs(tmp_path: Path) -> None:
         result = await vault.snapshot("src")
         cache = vault._cache
         assert cache is not None
-        packs = await vault._repo.pack_names_of(
-            bytes.fromhex((await vault._repo.load_snapshot(result.point.id)).tree)
+        packs = await data_packs_of(
+            vault._repo, bytes.fromhex((await vault._repo.load_snapshot(result.point.id)).tree)
         )
         assert packs and cache._protected["src"] == frozenset(packs)
         assert packs == {n for n in stored(tmp_path / "repo") if n.startswith("data/")}

@@ -543,27 +543,6 @@ class Repository:
         sealed = memoryview(pack)[loc.entry.offset : loc.entry.offset + loc.entry.length]
         return await asyncio.to_thread(self.open_pack_blob, loc.pack, loc.entry, sealed)
 
-    async def pack_names_of(self, tree: bytes) -> set[str]:
-        """Names of the data packs holding the file content below ``tree`` (one walk of its trees,
-        from the metadata packs kept in memory)."""
-        packs: set[str] = set()
-        seen: set[bytes] = set()
-        stack = [tree]
-        while stack:
-            tid = stack.pop()
-            if tid in seen:
-                continue
-            seen.add(tid)
-            for node in await self.load_tree(tid):
-                if node.subtree is not None:
-                    stack.append(node.subtree)
-                for item in node.content:
-                    if isinstance(item, bytes):
-                        loc = self.index.lookup(item)
-                        if loc is not None:
-                            packs.add(loc.pack.name)
-        return packs
-
     # ------------------------------------------------------------------ snapshots
 
     async def save_snapshot(self, snap: SnapshotRecord) -> str:

@@ -1,5 +1,9 @@
 """Bounded tree walking: how many entries a recovery point expands to, found without expanding it.
 
+The one tree walker of the code base, in two shapes: :func:`walk` yields every *path* below a tree
+(``ls``, the restore planner), :class:`TreeCounter` visits every *distinct* tree once (``check``,
+:func:`data_packs_of`); both are iterative, so a deep point cannot exhaust the stack.
+
 A point's trees form a DAG, not a tree: equal directories have equal bytes, are stored once and are
 referenced by every directory that holds them (two checkouts of the same project, empty directories).
 A walk that follows every reference visits every *path*, so a crafted point of 25 trees, each
@@ -13,7 +17,7 @@ before anything is planned (docs/format.md, "Trees", "Expansion bound").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from tiervault.core.format import FormatError
@@ -181,3 +185,52 @@ async def check_point(
             f"snapshots/{snapshot.id}", problem + " (Restorer.max_entries / max_depth raise the limits)"
         )
     return found
+
+
+async def walk(
+    repo: Repository,
+    tree: bytes,
+    *,
+    prefix: bytes = b"",
+    descend: Callable[[bytes, Node], bool] | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> AsyncIterator[tuple[bytes, Node]]:
+    """Every entry below ``tree`` as ``(path, node)``, depth first, each directory's entries in stored
+    (raw name) order, a directory before its entries. ``path`` is ``prefix/.../name`` (no leading
+    slash when ``prefix`` is empty). A directory is entered when ``descend(path, node)`` is true
+    (default: always); trees are loaded one at a time, as the walk reaches them.
+
+    A path deeper than ``max_depth`` names raises IntegrityError (a crafted point; ``check_point``
+    refuses such points before a restore plans them).
+    """
+    stack: list[tuple[bytes, Iterator[Node]]] = [(prefix, iter(await repo.load_tree(tree)))]
+    while stack:
+        base, entries = stack[-1]
+        node = next(entries, None)
+        if node is None:
+            stack.pop()
+            continue
+        path = base + b"/" + node.name if base else node.name
+        yield path, node
+        if node.subtree is not None and (descend is None or descend(path, node)):
+            if len(stack) >= max_depth:
+                raise repo.tree_error(node.subtree, FormatError(f"paths deeper than {max_depth} names"))
+            stack.append((path, iter(await repo.load_tree(node.subtree))))
+
+
+async def data_packs_of(repo: Repository, tree: bytes) -> set[str]:
+    """Names of the data packs holding the file content below ``tree`` (each distinct tree once, from
+    the metadata packs kept in memory). Chunks no index lists are left out (``check`` reports them)."""
+    packs: set[str] = set()
+    lookup = repo.index.lookup
+
+    def collect(_tid: bytes, nodes: list[Node]) -> None:
+        for node in nodes:
+            for item in node.content:
+                if isinstance(item, bytes):
+                    loc = lookup(item)
+                    if loc is not None:
+                        packs.add(loc.pack.name)
+
+    await TreeCounter(repo, on_tree=collect).entries(tree)
+    return packs
