@@ -29,13 +29,11 @@ from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.policy import Policy
 from tiervault.repo.leftovers import incomplete_writes, leftover_warnings, remove_stale
+from tiervault.repo.provenance import host_name, now_iso, user_name
 from tiervault.repo.repository import (
     DEFAULT_PACK_SIZE,
     LOCAL_PACK_SIZE,
     Repository,
-    _host,
-    _now_iso,
-    _user,
 )
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
 from tiervault.repo.treewalk import data_packs_of, walk
@@ -464,7 +462,7 @@ class Vault:
         if not is_dir:
             raise UsageError(f"source path {source!r} is not a directory (folders are protected today)")
         existing = {i.name: i for i in await self._repo.list_items()}
-        now = _now_iso()
+        now = now_iso()
         old = existing.get(name)
         if policy is None:
             policy = Policy.from_json(old.policy) if old is not None else Policy()
@@ -477,7 +475,7 @@ class Vault:
             policy=policy.to_json(),
             created=old.created if old else now,
             updated=now,
-            host=_host(),
+            host=host_name(),
         )
         if old is not None and old.policy == rec.policy:
             return Item._from(old)
@@ -542,9 +540,9 @@ class Vault:
         await self._repo.flush_index()
         rec = SnapshotRecord(
             item=it.name,
-            time=_now_iso(),
-            host=_host(),
-            user=_user(),
+            time=now_iso(),
+            host=host_name(),
+            user=user_name(),
             source=it.source,
             tree=outcome.tree.hex(),
             root=outcome.root,
@@ -563,7 +561,7 @@ class Vault:
         return SnapshotResult(RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors))
 
     async def _parent(self, it: Item) -> SnapshotRecord | None:
-        host = _host()
+        host = host_name()
         candidates = [
             s
             for s in await self._repo.list_snapshots()

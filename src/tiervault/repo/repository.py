@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import getpass
 import json
 import logging
 import os
-import socket
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -66,7 +63,8 @@ from tiervault.errors import (
     WrongPasswordError,
 )
 from tiervault.repo.index import Index, Location, PackInfo, pack_name
-from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, utc_iso
+from tiervault.repo.provenance import host_name, now_iso, user_name
+from tiervault.repo.snapshots import ItemRecord, SnapshotRecord
 
 log = logging.getLogger("tiervault.repo")
 
@@ -78,21 +76,6 @@ INDEX_FLUSH_PACKS = 32
 #: metadata packs kept in memory while trees are walked
 META_CACHE_BYTES = 64 << 20
 _T = TypeVar("_T")
-
-
-def _now_iso() -> str:
-    return utc_iso(time.time_ns())
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 async def _bounded_gather(funcs: Iterable[Callable[[], Awaitable[_T]]], limit: int = 16) -> list[_T]:
@@ -154,7 +137,7 @@ class Repository:
         else:
             raise RepositoryExistsError(f"a repository already exists at {backend.location}")
         repo_id = os.urandom(32).hex()
-        config_bytes = encode_config(repo_id, _now_iso(), chunker.to_json(), pack_size)
+        config_bytes = encode_config(repo_id, now_iso(), chunker.to_json(), pack_size)
         keys = MasterKeys.generate()
         config = decode_config(config_bytes)
         repo = cls(backend, config, keys, "")
@@ -257,9 +240,9 @@ class Repository:
             password,
             kdf,
             salt=os.urandom(32),
-            created=_now_iso(),
-            host=_host(),
-            user=_user(),
+            created=now_iso(),
+            host=host_name(),
+            user=user_name(),
         )
         return await self._put_hashed("keys/", slot.to_bytes())
 
