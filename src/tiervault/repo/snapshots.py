@@ -41,11 +41,13 @@ class SnapshotRecord:
     partial: bool = False
     #: the time budget ran out: the point holds only what was done (a checkpoint to resume from)
     incomplete: bool = False
+    #: files stored although they changed while they were read: ``{"path": …, "warning": …}``
+    warnings: list[dict[str, str]] = field(default_factory=list)
     program: str = ""
     id: str = ""  # the storage hash; not part of the stored JSON
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": SNAPSHOT_VERSION,
             "item": self.item,
             "time": self.time,
@@ -62,6 +64,9 @@ class SnapshotRecord:
             "incomplete": self.incomplete,
             "program": self.program,
         }
+        if self.warnings:  # written only when there are some (readers default it to [])
+            out["warnings"] = self.warnings
+        return out
 
     @classmethod
     def from_json(cls, o: dict[str, Any], sid: str) -> SnapshotRecord:
@@ -82,6 +87,7 @@ class SnapshotRecord:
                 errors=[dict(e) for e in o.get("errors", [])],
                 partial=bool(o.get("partial", False)),
                 incomplete=bool(o.get("incomplete", False)),
+                warnings=[dict(w) for w in o.get("warnings", [])],
                 program=str(o.get("program", "")),
                 id=sid,
             )
