@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import shutil
+import stat
 from pathlib import Path
 
 import tiervault
@@ -25,6 +25,19 @@ from tests.support.trees import (
 
 def _rand(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
+
+
+def _ctimes(*paths: Path) -> dict[Path, int]:
+    return {p: os.lstat(p).st_ctime_ns for p in paths}
+
+
+def _ctime_moved_on(before: dict[Path, int]) -> None:
+    """Make sure each file's ctime differs from ``before``, whatever the file system's timestamp
+    granularity: a change within the same clock tick keeps the old ctime, so chmod (to the same mode,
+    which changes nothing else) until the tick has passed. No fixed sleep, no margin."""
+    for path, old in before.items():
+        while (st := os.lstat(path)).st_ctime_ns == old:
+            os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
 async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path: Path) -> None:
@@ -61,7 +74,7 @@ async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path
 
     # v2: content and size change; same size and mtime (only ctime tells); delete; add; chmod;
     # retarget a symlink; a file turns into a directory; a whole directory goes; a sparse file grows
-    await asyncio.sleep(0.05)  # a later ctime than the one recorded, whatever the clock granularity
+    ctime_only = _ctimes(src / "b.txt", src / "sub" / "d.txt")  # changes that only ctime tells
     (src / "a.bin").write_bytes(_rand(3, 1000 * KiB))
     b_stat = (src / "b.txt").stat()
     (src / "b.txt").write_bytes(b"version two, same size\n" * 50)
@@ -80,17 +93,19 @@ async def test_each_point_restores_its_own_tree(vault: tiervault.Vault, tmp_path
     fd = os.open(src / "sparse", os.O_WRONLY)
     os.pwrite(fd, b"two", 4 * MiB)
     os.close(fd)
+    _ctime_moved_on(ctime_only)
     # read: a.bin, b.txt, new.txt, sub/e/inside, sparse (size and mtime changed); d.txt only chmod-ed
     # (ctime changed, so it is read again too); big.bin reused
     await take(expect_read=6)
 
     # v3: back to v1 content for a.bin (dedup finds the old chunks), hard link, an empty tree below
-    await asyncio.sleep(0.05)
+    linked = _ctimes(src / "big.bin")  # a new link only moves its ctime (and link count)
     (src / "a.bin").write_bytes(_rand(1, 900 * KiB))
     shutil.rmtree(src / "sub")
     os.link(src / "big.bin", src / "big-link.bin")
     (src / "empty").mkdir()
     (src / "b.txt").write_bytes(b"")
+    _ctime_moved_on(linked)
     await take(expect_read=4)  # a.bin, b.txt, big.bin and big-link.bin (new ctime / new name)
 
     versions = await vault.points("inc")
