@@ -29,7 +29,6 @@ import concurrent.futures as cf
 import logging
 import operator
 import os
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from tiervault.errors import TiervaultError, UsageError
 from tiervault.repo.repository import Repository
 from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ, FileChanged, FileState, open_regular
+from tiervault.sources.reuse import ParentReuse, tree_ref
 from tiervault.sources.stopping import Cancelled, Stopper
 
 log = logging.getLogger("tiervault.archiver")
@@ -256,13 +256,7 @@ class _Job:
 
 
 _Obj = dict[str, Any]  # a node as its tree JSON object (core/format/tree.py)
-_Listed = tuple[bytes, os.stat_result | OSError]  # a directory entry as list_dir gives it
 _by_name = operator.itemgetter(0)
-#: the keys of a file's object: stat_json's 11 (with "name" or "name_b64") and "content"
-_FILE_KEYS = 12
-_FILE_FIELDS = operator.itemgetter(
-    "mtime_ns", "ctime_ns", "inode", "size", "type", "mode", "uid", "gid", "device", "links"
-)
 
 
 @dataclass(slots=True)
@@ -315,6 +309,7 @@ class FolderArchiver:
         self.repo, self.loop, self.source = repo, loop, source
         self.parent_tree = parent_tree
         self.force_rehash = force_rehash
+        self._reuse = ParentReuse(repo.index, force_rehash=force_rehash)
         self._clock = clock
         #: ``clock.monotonic()`` after which no new file is started and long reads stop (a deadline)
         self._stop = Stopper(stop_at, clock)
@@ -522,17 +517,20 @@ class FolderArchiver:
             if self._stopping():
                 # the rest of this directory is left for the next run; what the parent point holds
                 # of it stays in this checkpoint, so finished work is never lost (runs converge)
-                kept = self._keep_unvisited(pending, entries[i:], parent)
-                reused_files += kept[0]
-                reused_bytes += kept[1]
+                kept, files, nbytes = self._reuse.keep_unvisited(entries[i:], parent)
+                pending.nodes += kept
+                stats.files += files
+                stats.bytes_total += nbytes
+                reused_files += files
+                reused_bytes += nbytes
                 break
             child = prefix + name
             try:
                 if isinstance(st, OSError):
                     raise st
                 old = parent.get(name)
-                if old is not None and self._unchanged_file(old, st):
-                    # the parent's object is exactly what stat_json + _reusable would rebuild: take it
+                if old is not None and self._reuse.unchanged_file(old, st):
+                    # the parent's object is exactly what stat_json + reusable would rebuild: take it
                     stats.files += 1
                     stats.bytes_total += st.st_size
                     reused_files += 1
@@ -554,13 +552,13 @@ class FolderArchiver:
             if ntype == "dir":
                 stats.dirs += 1
                 was_dir = old is not None and old.get("type") == "dir"
-                sub_parent = _tree_ref(old.get("subtree")) if old is not None and was_dir else None
+                sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
                 pending.subdirs.append((name, obj, self._walk(child, sub_parent)))
             elif ntype == "file":
                 size = st.st_size
                 stats.files += 1
                 stats.bytes_total += size
-                content = self._reusable(obj, old)
+                content = self._reuse.reusable(obj, old)
                 if content is not None:
                     obj["content"] = content
                     reused_files += 1
@@ -586,91 +584,6 @@ class FolderArchiver:
         self._ready.append(pending)
         self._drain(block=False)
         return pending
-
-    def _keep_unvisited(
-        self,
-        pending: _PendingDir,
-        rest: list[tuple[bytes, os.stat_result | OSError]],
-        parent: dict[bytes, _Obj],
-    ) -> tuple[int, int]:
-        """After a stop: keep the parent's entries for the unvisited ``rest`` of a directory, as they
-        were — a file only when unchanged, a directory (its parent's subtree) while it is still one.
-        Returns the files and bytes kept."""
-        files = nbytes = 0
-        for name, st in rest:
-            old = parent.get(name)
-            if old is None or isinstance(st, OSError):
-                continue
-            if self._unchanged_file(old, st):
-                files += 1
-                nbytes += st.st_size
-            elif not (
-                old.get("type") == "dir" and stat.S_ISDIR(st.st_mode) and _tree_ref(old.get("subtree"))
-            ):
-                continue
-            pending.nodes.append((name, old))
-        self.stats.files += files
-        self.stats.bytes_total += nbytes
-        return files, nbytes
-
-    def _unchanged_file(self, old: _Obj, st: os.stat_result) -> bool:
-        """The fast path of an incremental run: a regular file whose every recorded field matches
-        ``lstat`` and whose chunks are all indexed (the common case: most files did not change)."""
-        if self.force_rehash or not stat.S_ISREG(st.st_mode):
-            return False
-        try:
-            recorded = _FILE_FIELDS(old)
-        except KeyError:
-            return False
-        now = (
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-            st.st_size,
-            "file",
-            stat.S_IMODE(st.st_mode),
-            st.st_uid,
-            st.st_gid,
-            st.st_dev,
-            st.st_nlink,
-        )
-        return (
-            recorded == now
-            # nothing but what stat_json writes (+ content, + xattrs kept while ctime matches)
-            and len(old) == (_FILE_KEYS + 1 if "xattrs" in old else _FILE_KEYS)
-            and isinstance(old.get("xattrs", []), list)
-            and self._indexed(old.get("content"))
-        )
-
-    def _indexed(self, content: Any) -> bool:
-        """A parent's content list whose chunks are all in the index (else the file is read again)."""
-        if not isinstance(content, list):
-            return False
-        index = self.repo.index
-        for item in content:
-            if isinstance(item, str):
-                try:
-                    if bytes.fromhex(item) not in index:
-                        return False
-                except ValueError:
-                    return False
-            elif not isinstance(item, int) or isinstance(item, bool) or item < 0:
-                return False
-        return True
-
-    def _reusable(self, obj: _Obj, old: _Obj | None) -> list[Any] | None:
-        """The parent's content list of an unchanged file whose chunks are all indexed, else None."""
-        if self.force_rehash or old is None or old.get("type") != "file":
-            return None
-        if (
-            old.get("size") != obj["size"]
-            or old.get("mtime_ns") != obj["mtime_ns"]
-            or old.get("ctime_ns") != obj["ctime_ns"]
-            or old.get("inode") != obj["inode"]
-        ):
-            return None
-        content = old.get("content")
-        return content if self._indexed(content) else None
 
     def _submit(self, job: _Job) -> None:
         self._queue_slots.acquire()
@@ -756,13 +669,3 @@ class FolderArchiver:
         root["subtree"] = top.tree_id.hex()
         self.stats.duration_s = self._clock.monotonic() - started
         return ArchiveOutcome(top.tree_id, root, self.stats, self.errors, self.incomplete, self.warnings)
-
-
-def _tree_ref(value: Any) -> bytes | None:
-    """A parent node's ``subtree`` as a tree id, or None when it is not one (then nothing is reused)."""
-    if not isinstance(value, str) or len(value) != 64:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
