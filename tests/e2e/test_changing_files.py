@@ -123,9 +123,13 @@ def test_open_regular_refuses_what_is_no_longer_the_listed_file(tmp_path: Path) 
     os.rmdir(path)
     Path(os.fsdecode(path)).write_bytes(b"y")
     other = os.lstat(path)
-    if other.st_ino != st.st_ino:
-        with pytest.raises(FileChanged, match="replaced"):
-            open_regular(path, st.st_ino, st.st_dev)
+    os.link(path, tmp_path / "keep")  # the file stays alive, so its inode cannot be reused
+    os.unlink(path)
+    Path(os.fsdecode(path)).write_bytes(b"z")  # another regular file under the listed name
+    with pytest.raises(FileChanged, match="replaced"):
+        open_regular(path, other.st_ino, other.st_dev)
+    os.unlink(path)
+    os.link(tmp_path / "keep", path)  # the listed file itself again
     fd, now = open_regular(path, other.st_ino, other.st_dev)
     os.close(fd)
     assert now.st_size == 1
