@@ -26,6 +26,7 @@ EXPECTED: dict[str, str] = {
     "NotFoundError": "tiervault.errors",
     "ObjectArchivedError": "tiervault.errors",
     "ObjectNotFoundError": "tiervault.errors",
+    "ParameterError": "tiervault.errors",
     "PermissionDeniedError": "tiervault.errors",
     "Policy": "tiervault.policy",
     "Progress": "tiervault.archiver",

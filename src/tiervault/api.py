@@ -7,8 +7,8 @@ backend decorators are stacked: ``CacheBackend(RetryingBackend(concrete))``.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
-import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tiervault import __version__
-from tiervault.archiver import FolderArchiver, Progress, SnapshotStats
+from tiervault.archiver import ArchiveOutcome, FolderArchiver, Progress, SnapshotStats
 from tiervault.backend.base import Backend
 from tiervault.cache import DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES
 from tiervault.cache import CacheBackend, CacheCleanup, CacheStats, cache_key, default_cache_dir
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import ScryptParams
 from tiervault.core.format.tree import Node
@@ -88,6 +89,8 @@ class RecoveryPoint:
     stats: dict[str, Any]
     #: taken under a deadline that ran out: holds only part of the source (``latest`` skips it)
     incomplete: bool = False
+    #: files stored although they changed while they were read (``{"path", "warning"}``)
+    warnings: tuple[dict[str, str], ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -108,6 +111,7 @@ class RecoveryPoint:
             errors=tuple(rec.errors),
             stats=dict(rec.stats),
             incomplete=rec.incomplete,
+            warnings=tuple(rec.warnings),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +128,7 @@ class RecoveryPoint:
             "partial": self.partial,
             "incomplete": self.incomplete,
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "stats": self.stats,
         }
 
@@ -135,6 +140,9 @@ class SnapshotResult:
     point: RecoveryPoint
     stats: SnapshotStats
     errors: tuple[dict[str, str], ...]
+    #: files stored although they kept changing while they were read: their content may mix
+    #: states (the next snapshot reads them again)
+    warnings: tuple[dict[str, str], ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -151,6 +159,7 @@ class SnapshotResult:
             "point": self.point.to_json(),
             "stats": self.stats.to_json(),
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "partial": self.partial,
             "incomplete": self.incomplete,
         }
@@ -384,21 +393,46 @@ def _innermost(backend: Backend) -> Backend:
     return backend
 
 
-def _stop_time(deadline: float | datetime | None) -> float | None:
-    """The ``time.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
-    what is in flight and commit (10% of the budget, between 1 and 30 seconds)."""
+def _stop_time(deadline: float | datetime | None, clock: Clock = SYSTEM_CLOCK) -> float | None:
+    """The ``clock.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
+    what is in flight and commit (10% of the budget, between 1 and 30 seconds). A budget within the
+    reserve gives "now": a snapshot still finishes one file first (``sources/stopping.py``)."""
     if deadline is None:
         return None
     if isinstance(deadline, datetime):
         if deadline.tzinfo is None:
             raise UsageError("deadline must be an aware datetime (with a time zone) or seconds")
-        budget = (deadline - datetime.now(deadline.tzinfo)).total_seconds()
+        budget = (deadline - datetime.fromtimestamp(clock.now(), deadline.tzinfo)).total_seconds()
     else:
-        budget = float(deadline)
+        try:
+            budget = float(deadline)
+        except (TypeError, ValueError):
+            raise UsageError(f"deadline must be seconds or an aware datetime, not {deadline!r}") from None
+        if not math.isfinite(budget):
+            raise UsageError(f"deadline must be a finite number of seconds, not {deadline!r}")
     if budget <= 0:
         raise UsageError("the deadline has already passed")
     reserve = min(30.0, max(1.0, budget / 10))
-    return time.monotonic() + max(0.0, budget - reserve)
+    return clock.monotonic() + max(0.0, budget - reserve)
+
+
+async def _run_archiver(archiver: FolderArchiver) -> ArchiveOutcome:
+    """``archiver.run`` in a worker thread. Cancelling the caller stops the archiver and waits for
+    its threads to end (uploads in flight included) before the cancellation propagates: nothing
+    keeps reading or storing behind a cancelled snapshot."""
+    work = asyncio.ensure_future(asyncio.to_thread(archiver.run))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        archiver.cancel()
+        while not work.done():
+            try:
+                await asyncio.wait({work})
+            except asyncio.CancelledError:
+                continue  # cancelled again: the threads still have to wind down first
+        if not work.cancelled():
+            work.exception()  # Cancelled, or a failure while winding down: the cancellation wins
+        raise
 
 
 def _require_text(value: str, what: str) -> None:
@@ -418,8 +452,10 @@ def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
 class Vault:
     """An opened repository. Use ``async with tiervault.open(...) as vault``."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._repo = repo
+        #: what deadlines are measured by (``open(..., clock=)``; a fake one in tests)
+        self._clock = clock
         self._closed = False
         self._cache = _find_cache(repo.backend)
 
@@ -512,7 +548,12 @@ class Vault:
         before it, the snapshot stops taking new files, stores what it has and commits an
         *incomplete* point (``result.incomplete``). That point is the checkpoint: the next call for
         the same item resumes from it, reading only what it did not finish and uploading nothing
-        that is already stored. ``latest`` never resolves to an incomplete point.
+        that is already stored. ``latest`` never resolves to an incomplete point. Every run finishes at
+        least one file, so repeated runs under even a very short deadline converge.
+
+        A file that changed while it was read is read again; one that changed again is stored as read
+        and listed in ``warnings`` (also kept in the point). Cancelling the task stops the snapshot's
+        threads before the cancellation completes, and commits no point.
         """
         for tag in tags:
             _require_text(tag, "a tag")
@@ -520,8 +561,8 @@ class Vault:
         if not await asyncio.to_thread(os.path.isdir, it.source):
             raise UsageError(f"source path {it.source!r} of item {it.name!r} is missing or not a directory")
         await remove_stale(self._repo.backend)  # temp files of killed writers, past the safe age
+        stop_at = _stop_time(deadline, self._clock)
         await self._repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
-        stop_at = _stop_time(deadline)
         parent = await self._parent(it)
         loop = asyncio.get_running_loop()
         archiver = FolderArchiver(
@@ -532,11 +573,12 @@ class Vault:
             force_rehash=force_rehash,
             progress=progress,
             stop_at=stop_at,
+            clock=self._clock,
             # packs in flight: a remote store hides its latency behind more of them; on a local disk
             # two keep the disk busy and peak memory lower
             max_inflight=2 if self.location.startswith(("/", "file:")) else 4,
         )
-        outcome = await asyncio.to_thread(archiver.run)
+        outcome = await _run_archiver(archiver)
         await self._repo.flush_index()
         rec = SnapshotRecord(
             item=it.name,
@@ -552,13 +594,16 @@ class Vault:
             errors=outcome.errors,
             partial=bool(outcome.errors),
             incomplete=outcome.incomplete,
+            warnings=outcome.warnings,
             program=f"tiervault {__version__}",
         )
         await self._repo.save_snapshot(rec)
         if self._cache is not None and self._cache.enabled and not rec.incomplete:
             # the disk tier keeps what the newest point of each item needs, while its bound allows
             await self._cache.protect(it.name, await data_packs_of(self._repo, outcome.tree))
-        return SnapshotResult(RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors))
+        return SnapshotResult(
+            RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors), tuple(outcome.warnings)
+        )
 
     async def _parent(self, it: Item) -> SnapshotRecord | None:
         host = host_name()
@@ -748,6 +793,7 @@ def open(
     azure: AzureOptions | None = None,
     cache_dir: CacheOption = None,
     cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+    clock: Clock | None = None,
 ) -> _Opening:
     """Open an existing repository: a local path, ``file://``, an Azure blob URL
     (``https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]``, optionally with a SAS), ``az://`` or
@@ -760,7 +806,8 @@ def open(
     The disk tier (``docs/architecture.md``, "Disk tier") is on by default for Azure repositories,
     in :func:`tiervault.cache.default_cache_dir`, and off for local ones. ``cache_dir`` names its
     directory (``True``: the default one, also for a local repository); ``cache_dir=False`` turns it
-    off. ``cache_max_bytes`` bounds what it keeps of this repository (2 GiB).
+    off. ``cache_max_bytes`` bounds what it keeps of this repository (2 GiB). ``clock`` is what
+    snapshot deadlines are measured by (the system clock; tests pass a fake one).
     """
 
     options = _azure_options(azure, credential)
@@ -768,7 +815,7 @@ def open(
     async def go() -> Vault:
         backend = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
-            return Vault(await Repository.open(backend, _password(password)))
+            return Vault(await Repository.open(backend, _password(password)), clock=clock or SYSTEM_CLOCK)
         except BaseException:
             await backend.aclose()
             raise
@@ -788,11 +835,12 @@ def init(
     create_container: bool = True,
     cache_dir: CacheOption = None,
     cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+    clock: Clock | None = None,
 ) -> _Opening:
     """Create a repository and open it. On Azure the container is created first when
-    ``create_container`` (and the credential may do so). ``credential``, ``cache_dir`` and
-    ``cache_max_bytes`` as for :func:`open`. ``pack_size`` defaults to 8 MiB on a local file system and
-    16 MiB elsewhere."""
+    ``create_container`` (and the credential may do so). ``credential``, ``cache_dir``,
+    ``cache_max_bytes`` and ``clock`` as for :func:`open`. ``pack_size`` defaults to 8 MiB on a local
+    file system and 16 MiB elsewhere."""
     options = _azure_options(azure, credential)
 
     async def go() -> Vault:
@@ -812,7 +860,7 @@ def init(
             repo = await Repository.init(
                 backend, _password(password), chunker=chunker, pack_size=size, kdf=kdf
             )
-            return Vault(repo)
+            return Vault(repo, clock=clock or SYSTEM_CLOCK)
         except BaseException:
             await backend.aclose()
             raise

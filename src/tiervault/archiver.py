@@ -15,7 +15,10 @@ Threads and bounds (docs/architecture.md, "Snapshot pipeline"):
   hashed and added to a metadata pack;
 * the caller writes the index, then the snapshot object — last, so a crash leaves no dangling point.
 
-A file that vanishes or cannot be read is recorded in the point's error list and left out.
+A file that vanishes, cannot be read or is no longer a regular file when opened is recorded in the
+point's error list and left out; one that changes while it is read is read again, and stored with a
+warning if it changed again (``sources/reading.py``). A deadline or a cancellation stops the walker and
+the readers (``sources/stopping.py``); a cancelled run ends its threads and commits nothing.
 """
 
 from __future__ import annotations
@@ -26,13 +29,12 @@ import concurrent.futures as cf
 import logging
 import operator
 import os
-import stat
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.chunker import Chunker
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format import FormatError
@@ -47,6 +49,9 @@ from tiervault.core.format.tree import (
 from tiervault.errors import TiervaultError, UsageError
 from tiervault.repo.repository import Repository
 from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json
+from tiervault.sources.reading import CHANGED_WHILE_READ, FileChanged, FileState, open_regular
+from tiervault.sources.reuse import ParentReuse, tree_ref
+from tiervault.sources.stopping import Cancelled, Stopper
 
 log = logging.getLogger("tiervault.archiver")
 
@@ -60,7 +65,6 @@ SAVE_GROUP = 4 << 20
 #: bytes of new chunks read but not yet packed, across all readers (a chunk larger than this still
 #: passes, alone): 16 MiB keeps both savers busy; 32 MiB bought no throughput and cost peak memory
 READ_BUDGET = 16 << 20
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 @dataclass(slots=True)
@@ -144,7 +148,8 @@ class _Uploads:
             self._futures = [f for f in self._futures if not f.done()]
             self._futures.append(fut)
 
-    def wait_all(self) -> None:
+    def wait_all(self, *, check: bool = True) -> None:
+        """Wait for every upload submitted so far; then raise the first failure (``check``)."""
         with self._lock:
             futures = list(self._futures)
         for f in futures:
@@ -152,7 +157,8 @@ class _Uploads:
                 f.result()
             except BaseException:
                 pass
-        self.check()
+        if check:
+            self.check()
 
 
 class _Sink:
@@ -197,10 +203,6 @@ class _Sink:
             self.uploads.submit(writer)
 
 
-class _FileError(Exception):
-    pass
-
-
 class _Stopped(Exception):
     """The time budget ran out while this file was being read: it is left for the next run."""
 
@@ -225,7 +227,8 @@ class _Budget:
             self._cond.notify_all()
 
 
-_FileResult = tuple[list[ContentItem], int] | BaseException
+#: a file's content, its size as read and whether it kept changing while read; or why it is left out
+_FileResult = tuple[list[ContentItem], int, bool] | BaseException
 
 
 @dataclass(slots=True)
@@ -256,11 +259,6 @@ class _Job:
 
 _Obj = dict[str, Any]  # a node as its tree JSON object (core/format/tree.py)
 _by_name = operator.itemgetter(0)
-#: the keys of a file's object: stat_json's 11 (with "name" or "name_b64") and "content"
-_FILE_KEYS = 12
-_FILE_FIELDS = operator.itemgetter(
-    "mtime_ns", "ctime_ns", "inode", "size", "type", "mode", "uid", "gid", "device", "links"
-)
 
 
 @dataclass(slots=True)
@@ -289,6 +287,8 @@ class ArchiveOutcome:
     stats: SnapshotStats
     errors: list[dict[str, str]]
     incomplete: bool = False
+    #: files stored although they changed while they were read (``{"path", "warning"}``)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 class FolderArchiver:
@@ -306,17 +306,20 @@ class FolderArchiver:
         max_inflight: int = 2,
         progress: Progress | None = None,
         stop_at: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.repo, self.loop, self.source = repo, loop, source
         self.parent_tree = parent_tree
         self.force_rehash = force_rehash
-        #: ``time.monotonic()`` after which no new file is started and long reads stop (a deadline)
-        self.stop_at = stop_at
-        self.incomplete = False
+        self._reuse = ParentReuse(repo.index, force_rehash=force_rehash)
+        self._clock = clock
+        #: ``clock.monotonic()`` after which no new file is started and long reads stop (a deadline)
+        self._stop = Stopper(stop_at, clock)
         self.workers = max(1, workers or os.cpu_count() or 2)
         self.stats = SnapshotStats()
         self.progress = progress or Progress()
         self.errors: list[dict[str, str]] = []
+        self.warnings: list[dict[str, str]] = []
         self._stats_lock = threading.Lock()
         self._uploads = _Uploads(repo, loop, max(1, max_inflight), self.stats)
         self._sinks: list[_Sink] = []
@@ -330,6 +333,14 @@ class FolderArchiver:
 
     # ---------------------------------------------------------------- helpers
 
+    @property
+    def incomplete(self) -> bool:
+        return self._stop.incomplete
+
+    def cancel(self) -> None:
+        """Stop the run from any thread: ``run`` then ends its threads and raises ``Cancelled``."""
+        self._stop.cancel()
+
     def _call(self, coro_factory: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
 
@@ -339,6 +350,12 @@ class FolderArchiver:
         log.warning("skipped %r: %s", rel, msg)
         with self._stats_lock:
             self.errors.append({"path": os.fsdecode(rel), "error": msg})
+
+    def _warn(self, path: bytes, msg: str) -> None:
+        rel = os.path.relpath(path, self.source)
+        log.warning("%r: %s", rel, msg)
+        with self._stats_lock:
+            self.warnings.append({"path": os.fsdecode(rel), "warning": msg})
 
     def _chunker(self) -> Chunker:
         chunker: Chunker | None = getattr(self._local, "chunker", None)
@@ -373,7 +390,7 @@ class FolderArchiver:
         try:
             sink = self._sink()
             for cid, data in chunks:
-                if self._uploads.error is not None:
+                if self._uploads.error is not None or self._stop.cancelled:
                     break
                 sink.store(cid, data)
         except BaseException as exc:
@@ -386,9 +403,7 @@ class FolderArchiver:
     # ---------------------------------------------------------------- file content (worker threads)
 
     def _stopping(self) -> bool:
-        if self.stop_at is not None and time.monotonic() >= self.stop_at:
-            self.incomplete = True
-        return self.incomplete
+        return self._stop.stopping()
 
     def _read_job(self, job: _Job) -> list[_FileResult]:
         """A reader-pool task. Per-file read errors become results; store failures propagate."""
@@ -400,7 +415,8 @@ class FolderArchiver:
                     if self._stopping():
                         raise _Stopped
                     results.append(self._chunk_file(path, inode, device, group))
-                except (OSError, _FileError, _Stopped) as exc:
+                    self._stop.file_done()
+                except (OSError, FileChanged, _Stopped) as exc:
                     results.append(exc)
             self._submit_saves(group)
             return results
@@ -409,56 +425,62 @@ class FolderArchiver:
 
     def _chunk_file(
         self, path: bytes, inode: int, device: int, group: _Group
-    ) -> tuple[list[ContentItem], int]:
-        chunker = self._chunker()
-        key = self.repo.keys.chunk_id
+    ) -> tuple[list[ContentItem], int, bool]:
+        """Read the listed regular file: (content, size read, whether it kept changing). A file whose
+        size or times moved during the read is read once more; if they move again, what the second
+        read got is kept (and the caller records a warning)."""
+        fd, st = open_regular(path, inode, device)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | _O_NOATIME)
-        except PermissionError:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # O_NOATIME needs ownership
-        try:
-            st = os.fstat(fd)
-            if st.st_ino != inode or st.st_dev != device:
-                raise _FileError("file was replaced while being backed up")
-            content: list[ContentItem] = []
-            pos = 0
-            shrank = False
-            for start, end in data_extents(fd, st.st_size, st.st_blocks):
-                if start > pos:
-                    content.append(start - pos)
-                    pos = start
-                # small extents: one read, and the chunks are views of that immutable buffer;
-                # streamed extents: a chunk's view is reused by the next one, so it is copied
-                small = end - start <= SMALL_FILE
-                if end - start <= self.repo.chunker_params.min_size:
-                    pieces: Any = (os.pread(fd, end - start, start),)  # one chunk: no need to cut
-                elif small:
-                    pieces = chunker.cut(os.pread(fd, end - start, start))
-                else:
-                    pieces = chunker.chunks(RangeReader(fd, start, end))
-                for piece in pieces:
-                    if not small and self._stopping():
-                        raise _Stopped  # its chunks so far are stored: the next run re-reads, uploads none
-                    cid = chunk_id(key, piece)
-                    if (
-                        cid not in self._claims
-                        and cid not in self.repo.index
-                        and self.repo.index.claim(cid, self._claims)
-                        and group.add(cid, piece if small else bytes(piece)) >= SAVE_GROUP
-                    ):
-                        self._submit_saves(group)
-                    content.append(cid)
-                    pos += len(piece)
-                    self.progress.add(0, len(piece))
-                if pos < end:
-                    shrank = True  # the file was truncated while we read it: keep what we got
-                    break
-            if not shrank and pos < st.st_size:
-                content.append(st.st_size - pos)  # a trailing hole
-                pos = st.st_size
-            return content, pos
+            for _ in range(2):
+                content, size = self._chunk_content(fd, st, group)
+                after = os.fstat(fd)
+                if FileState.of(after) == FileState.of(st):
+                    return content, size, False
+                st = after
+            return content, size, True
         finally:
             os.close(fd)
+
+    def _chunk_content(self, fd: int, st: os.stat_result, group: _Group) -> tuple[list[ContentItem], int]:
+        chunker = self._chunker()
+        key = self.repo.keys.chunk_id
+        content: list[ContentItem] = []
+        pos = 0
+        shrank = False
+        for start, end in data_extents(fd, st.st_size, st.st_blocks):
+            if start > pos:
+                content.append(start - pos)
+                pos = start
+            # small extents: one read, and the chunks are views of that immutable buffer;
+            # streamed extents: a chunk's view is reused by the next one, so it is copied
+            small = end - start <= SMALL_FILE
+            if end - start <= self.repo.chunker_params.min_size:
+                pieces: Any = (os.pread(fd, end - start, start),)  # one chunk: no need to cut
+            elif small:
+                pieces = chunker.cut(os.pread(fd, end - start, start))
+            else:
+                pieces = chunker.chunks(RangeReader(fd, start, end))
+            for piece in pieces:
+                if not small and self._stopping():
+                    raise _Stopped  # its chunks so far are stored: the next run re-reads, uploads none
+                cid = chunk_id(key, piece)
+                if (
+                    cid not in self._claims
+                    and cid not in self.repo.index
+                    and self.repo.index.claim(cid, self._claims)
+                    and group.add(cid, piece if small else bytes(piece)) >= SAVE_GROUP
+                ):
+                    self._submit_saves(group)
+                content.append(cid)
+                pos += len(piece)
+                self.progress.add(0, len(piece))
+            if pos < end:
+                shrank = True  # the file was truncated while we read it: keep what we got
+                break
+        if not shrank and pos < st.st_size:
+            content.append(st.st_size - pos)  # a trailing hole
+            pos = st.st_size
+        return content, pos
 
     # ---------------------------------------------------------------- walking (walker thread)
 
@@ -493,16 +515,24 @@ class FolderArchiver:
         stats = self.stats
         prefix = path if path.endswith(b"/") else path + b"/"
         reused_files = reused_bytes = 0
-        for name, st in entries:
+        for i, (name, st) in enumerate(entries):
             if self._stopping():
-                break  # the rest of this directory is left for the next run
+                # the rest of this directory is left for the next run; what the parent point holds
+                # of it stays in this checkpoint, so finished work is never lost (runs converge)
+                kept, files, nbytes = self._reuse.keep_unvisited(entries[i:], parent)
+                pending.nodes += kept
+                stats.files += files
+                stats.bytes_total += nbytes
+                reused_files += files
+                reused_bytes += nbytes
+                break
             child = prefix + name
             try:
                 if isinstance(st, OSError):
                     raise st
                 old = parent.get(name)
-                if old is not None and self._unchanged_file(old, st):
-                    # the parent's object is exactly what stat_json + _reusable would rebuild: take it
+                if old is not None and self._reuse.unchanged_file(old, st):
+                    # the parent's object is exactly what stat_json + reusable would rebuild: take it
                     stats.files += 1
                     stats.bytes_total += st.st_size
                     reused_files += 1
@@ -524,13 +554,13 @@ class FolderArchiver:
             if ntype == "dir":
                 stats.dirs += 1
                 was_dir = old is not None and old.get("type") == "dir"
-                sub_parent = _tree_ref(old.get("subtree")) if old is not None and was_dir else None
+                sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
                 pending.subdirs.append((name, obj, self._walk(child, sub_parent)))
             elif ntype == "file":
                 size = st.st_size
                 stats.files += 1
                 stats.bytes_total += size
-                content = self._reusable(obj, old)
+                content = self._reuse.reusable(obj, old)
                 if content is not None:
                     obj["content"] = content
                     reused_files += 1
@@ -556,65 +586,6 @@ class FolderArchiver:
         self._ready.append(pending)
         self._drain(block=False)
         return pending
-
-    def _unchanged_file(self, old: _Obj, st: os.stat_result) -> bool:
-        """The fast path of an incremental run: a regular file whose every recorded field matches
-        ``lstat`` and whose chunks are all indexed (the common case: most files did not change)."""
-        if self.force_rehash or not stat.S_ISREG(st.st_mode):
-            return False
-        try:
-            recorded = _FILE_FIELDS(old)
-        except KeyError:
-            return False
-        now = (
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-            st.st_size,
-            "file",
-            stat.S_IMODE(st.st_mode),
-            st.st_uid,
-            st.st_gid,
-            st.st_dev,
-            st.st_nlink,
-        )
-        return (
-            recorded == now
-            # nothing but what stat_json writes (+ content, + xattrs kept while ctime matches)
-            and len(old) == (_FILE_KEYS + 1 if "xattrs" in old else _FILE_KEYS)
-            and isinstance(old.get("xattrs", []), list)
-            and self._indexed(old.get("content"))
-        )
-
-    def _indexed(self, content: Any) -> bool:
-        """A parent's content list whose chunks are all in the index (else the file is read again)."""
-        if not isinstance(content, list):
-            return False
-        index = self.repo.index
-        for item in content:
-            if isinstance(item, str):
-                try:
-                    if bytes.fromhex(item) not in index:
-                        return False
-                except ValueError:
-                    return False
-            elif not isinstance(item, int) or isinstance(item, bool) or item < 0:
-                return False
-        return True
-
-    def _reusable(self, obj: _Obj, old: _Obj | None) -> list[Any] | None:
-        """The parent's content list of an unchanged file whose chunks are all indexed, else None."""
-        if self.force_rehash or old is None or old.get("type") != "file":
-            return None
-        if (
-            old.get("size") != obj["size"]
-            or old.get("mtime_ns") != obj["mtime_ns"]
-            or old.get("ctime_ns") != obj["ctime_ns"]
-            or old.get("inode") != obj["inode"]
-        ):
-            return None
-        content = old.get("content")
-        return content if self._indexed(content) else None
 
     def _submit(self, job: _Job) -> None:
         self._queue_slots.acquire()
@@ -642,7 +613,9 @@ class FolderArchiver:
             if isinstance(result, BaseException):
                 self._error(os.path.join(pending.path, name), result)
                 continue
-            content, size = result
+            content, size, changed = result
+            if changed:
+                self._warn(os.path.join(pending.path, name), CHANGED_WHILE_READ)
             obj["content"] = content_to_json(content)
             obj["size"] = size
             with self._stats_lock:
@@ -667,7 +640,9 @@ class FolderArchiver:
         pending.nodes, pending.jobs, pending.subdirs = [], [], []
 
     def run(self) -> ArchiveOutcome:
-        started = time.monotonic()
+        """The whole run, in the calling thread; ``Cancelled`` once its threads have stopped if
+        ``cancel`` was called."""
+        started = self._clock.monotonic()
         try:
             root_st = os.stat(self.source)
         except OSError as exc:
@@ -679,10 +654,14 @@ class FolderArchiver:
         self._savers = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="tiervault-pack")
         try:
             top = self._walk(self.source, self.parent_tree)
-            self._drain(block=True)
+            if not self._stop.cancelled:
+                self._drain(block=True)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._savers.shutdown(wait=True)
+        if self._stop.cancelled:
+            self._uploads.wait_all(check=False)  # nothing is stored after the cancellation completes
+            raise Cancelled
         self._uploads.check()
         for sink in self._sinks:
             sink.flush()
@@ -690,15 +669,5 @@ class FolderArchiver:
         self._uploads.wait_all()
         assert top.tree_id is not None
         root["subtree"] = top.tree_id.hex()
-        self.stats.duration_s = time.monotonic() - started
-        return ArchiveOutcome(top.tree_id, root, self.stats, self.errors, self.incomplete)
-
-
-def _tree_ref(value: Any) -> bytes | None:
-    """A parent node's ``subtree`` as a tree id, or None when it is not one (then nothing is reused)."""
-    if not isinstance(value, str) or len(value) != 64:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
+        self.stats.duration_s = self._clock.monotonic() - started
+        return ArchiveOutcome(top.tree_id, root, self.stats, self.errors, self.incomplete, self.warnings)

@@ -580,6 +580,7 @@ async def _snapshot(ctx: _Ctx, vault: Vault) -> int:
                 "point": point.to_json(),
                 "stats": s.to_json(),
                 "errors": list(result.errors),
+                "warnings": list(result.warnings),
                 "partial": result.partial,
                 "incomplete": result.incomplete,
             }
@@ -602,6 +603,12 @@ async def _snapshot(ctx: _Ctx, vault: Vault) -> int:
         if result.errors:
             ctx.out.print(f"{_count(len(result.errors), 'entry', 'entries')} could not be backed up:")
             ctx.out.print(_errors_table(result.errors))
+        if result.warnings:
+            ctx.out.print(f"{_count(len(result.warnings), 'file')} changed while being backed up:")
+            t = _table("Path", "Warning")
+            for w in result.warnings:
+                t.add_row(_text(w.get("path", "?")), _text(w.get("warning", "")))
+            ctx.out.print(t)
     if result.incomplete:
         return ExitCode.INCOMPLETE
     return ExitCode.PARTIAL if result.partial else ExitCode.OK

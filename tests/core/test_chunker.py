@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 import tempfile
 from collections.abc import Iterator
@@ -208,3 +210,154 @@ def test_params_validation() -> None:
     assert ChunkerParams.from_json(SMALL.to_json()) == SMALL
     with pytest.raises(ValueError):
         ChunkerParams.from_json({**SMALL.to_json(), "min_size": 1})
+
+
+# ------------------------------------------------------------------------------ pinned cut points
+#
+# Cut points are part of the repository format: a chunker that cut differently would store every
+# file anew instead of deduplicating against existing repositories. The vectors below pin them for
+# fixed parameters, seeds and data; the reference implementation follows docs/format.md
+# ("Chunking") and must agree with the compiled chunker.
+
+
+def vector_data(size: int) -> bytes:
+    """Deterministic, version-independent pseudo-random bytes (SHAKE-128 of a fixed label)."""
+    return hashlib.shake_128(b"tiervault cut vectors v1").digest(size)
+
+
+def cut_offsets(params: ChunkerParams, seed: int, data: bytes) -> list[int]:
+    out, pos = [], 0
+    for piece in Chunker(params, seed).cut(data):
+        pos += len(piece)
+        out.append(pos)
+    return out
+
+
+def _small(nc: int) -> ChunkerParams:
+    return ChunkerParams(min_size=256, avg_size=1024, max_size=8192, normalization=nc)
+
+
+SEED_A, SEED_B, SEED_C = 1, 0xDEADBEEF, 2**63 - 1
+CUT_VECTORS: list[tuple[int, int, list[int]]] = [  # (normalization, seed, chunk end offsets)
+    (0, SEED_A, [3340, 4543, 5377, 5760, 8793, 9561, 10619, 11945, 12540, 13006, 15504, 16119, 16384]),
+    (0, SEED_B, [1557, 3288, 4256, 5700, 6894, 7699, 8208, 8712, 10014, 11060, 11394, 15114, 15928, 16384]),
+    (0, SEED_C, [504, 2641, 5972, 6831, 8259, 10031, 10602, 11180, 11579, 13520, 14049, 15510, 16384]),
+    (1, SEED_A, [1166, 2300, 4905, 5760, 10042, 11339, 11945, 12540, 13628, 14676, 15504, 16119, 16384]),
+    (1, SEED_B, [1365, 1839, 4199, 4557, 6148, 8016, 9336, 10014, 12092, 13673, 15733, 16384]),
+    (1, SEED_C, [504, 1897, 3621, 5087, 5972, 7135, 8280, 10045, 11181, 12499, 13885, 15153, 15510, 16384]),
+    (
+        2,
+        SEED_A,
+        [1755, 2917, 3417, 4855, 6026, 7125, 8169, 9606, 10683, 11859, 12540, 13893, 15604, 16119, 16384],
+    ),
+    (2, SEED_B, [1809, 3156, 4219, 5415, 6875, 9062, 10433, 11060, 12270, 13486, 14632, 15911, 16384]),
+    (2, SEED_C, [1270, 2566, 4021, 5274, 6634, 7667, 8259, 9387, 10913, 11942, 13211, 14049, 15260, 16384]),
+    (
+        3,
+        SEED_A,
+        [
+            1043,
+            2072,
+            3281,
+            4376,
+            5448,
+            6527,
+            7676,
+            8856,
+            9956,
+            10995,
+            12354,
+            13454,
+            14499,
+            15604,
+            16119,
+            16384,
+        ],
+    ),
+    (
+        3,
+        SEED_B,
+        [1365, 2456, 3508, 4589, 5779, 7064, 8132, 9164, 10199, 11060, 12436, 14235, 15283, 15928, 16384],
+    ),
+    (
+        3,
+        SEED_C,
+        [1183, 2486, 3641, 3916, 5119, 6470, 7667, 8741, 9869, 10966, 12087, 13154, 14243, 15354, 16384],
+    ),
+]
+#: the repository defaults on 12 MiB
+DEFAULT_SEED = 0x5EED0F7E57
+DEFAULT_VECTOR = [
+    1150496, 1795346, 2932981, 3486706, 4342138, 5051443, 5976925, 7391565,
+    8395924, 9016066, 9993992, 10779179, 11594138, 12216471, 12582912,
+]  # fmt: skip
+
+#: FastCDC's masks by bit count (docs/format.md); index = round(log2(avg_size)) +/- normalization
+MASKS = {
+    5: 0x0000000001804110, 6: 0x0000000001803110, 7: 0x0000000018035100, 8: 0x0000001800035300,
+    9: 0x0000019000353000, 10: 0x0000590003530000, 11: 0x0000D90003530000, 12: 0x0000D90103530000,
+    13: 0x0000D90303530000, 14: 0x0000D90313530000, 15: 0x0000D90F03530000, 16: 0x0000D90303537000,
+    17: 0x0000D90703537000, 18: 0x0000D90707537000, 19: 0x0000D91707537000, 20: 0x0000D91747537000,
+    21: 0x0000D91767537000, 22: 0x0000D93767537000, 23: 0x0000D93777537000, 24: 0x0000D93777577000,
+    25: 0x0000DB3777577000,
+}  # fmt: skip
+#: SHA-256 of the unseeded gear table, 256 entries as little-endian u64 (docs/format.md)
+GEAR_SHA256 = "91a3061015ae351cd3701852712bcd6aa4a1ce26c8a231d3969432b00f028f88"
+U64 = (1 << 64) - 1
+
+
+@pytest.mark.parametrize(("nc", "seed", "offsets"), CUT_VECTORS)
+def test_cut_vectors(nc: int, seed: int, offsets: list[int]) -> None:
+    assert cut_offsets(_small(nc), seed, vector_data(16384)) == offsets
+
+
+def test_cut_vector_with_the_defaults() -> None:
+    assert cut_offsets(DEFAULT, DEFAULT_SEED, vector_data(12 << 20)) == DEFAULT_VECTOR
+
+
+def _base_gear() -> list[int]:
+    from pyfastcdc.py.constants import GEAR  # the table the compiled chunker uses too
+
+    table = list(GEAR)
+    assert hashlib.sha256(b"".join(g.to_bytes(8, "little") for g in table)).hexdigest() == GEAR_SHA256
+    return table
+
+
+def test_the_gear_table_is_the_specified_one() -> None:
+    assert len(_base_gear()) == 256
+
+
+def reference_cuts(params: ChunkerParams, seed: int, data: bytes) -> list[int]:
+    """FastCDC 2020 as docs/format.md specifies it, one byte at a time (slow; for small inputs)."""
+    gear = [g ^ seed for g in _base_gear()]
+    bits = math.floor(math.log2(params.avg_size) + 0.5)
+    mask_s, mask_l = MASKS[bits + params.normalization], MASKS[bits - params.normalization]
+    out, start = [], 0
+    while start < len(data):
+        n = len(data) - start
+        length = n
+        if n > params.min_size:
+            end = min(n, params.max_size)
+            center = min(params.avg_size, end)
+            h = 0
+            for i in range(params.min_size // 2 * 2, end // 2 * 2):
+                h = ((h << 1) + gear[data[start + i]]) & U64
+                if not h & (mask_s if i < center // 2 * 2 else mask_l):
+                    length = i
+                    break
+            else:
+                length = end
+        start += length
+        out.append(start)
+    return out
+
+
+@pytest.mark.parametrize(("nc", "seed", "offsets"), CUT_VECTORS)
+def test_reference_implementation_gives_the_vectors(nc: int, seed: int, offsets: list[int]) -> None:
+    assert reference_cuts(_small(nc), seed, vector_data(16384)) == offsets
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=payloads(max_size=20_000), seed=seeds, nc=st.integers(0, 3))
+def test_chunker_agrees_with_the_reference(data: bytes, seed: int, nc: int) -> None:
+    assert cut_offsets(_small(nc), seed, data) == reference_cuts(_small(nc), seed, data)

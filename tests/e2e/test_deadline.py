@@ -1,45 +1,68 @@
-"""Time-boxed snapshots: stop before the deadline, commit an incomplete point, resume from it."""
+"""Time-boxed snapshots: stop before the deadline, commit an incomplete point, resume from it.
+
+Time is the vault's injected clock (``tiervault.open(..., clock=)``, a ``FakeClock``): the deadline
+passes when the test moves the clock, from a ``Progress`` observer at a chosen amount of work. The
+archiver's own deadline check runs unchanged.
+"""
 
 from __future__ import annotations
 
+import math
 import random
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import tiervault
-from tests.e2e import KiB, MiB
+from tests.e2e import KDF, PASSWORD, KiB, MiB
+from tests.support import FakeClock
 from tests.support.trees import File, assert_trees_equal, build_tree, filter_tree, snapshot_tree
-from tiervault.archiver import FolderArchiver
 
 
-def _stop_after(monkeypatch: pytest.MonkeyPatch, nbytes: int) -> None:
-    """Make the archiver's deadline fire once ``nbytes`` were read (deterministic, no clock)."""
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
-    def stopping(self: FolderArchiver) -> bool:
-        if self.progress.bytes_done >= nbytes:
-            self.incomplete = True
-        return self.incomplete
 
-    monkeypatch.setattr(FolderArchiver, "_stopping", stopping)
+@pytest.fixture
+async def vault(repo_path: Path, clock: FakeClock) -> AsyncIterator[tiervault.Vault]:
+    async with tiervault.init(repo_path, password=PASSWORD, kdf=KDF, clock=clock) as v:
+        yield v
+
+
+class AdvanceAfter(tiervault.Progress):
+    """Moves the fake clock by ``seconds`` once ``nbytes`` of file content were read."""
+
+    def __init__(self, clock: FakeClock, nbytes: int, seconds: float) -> None:
+        super().__init__()
+        self._clock, self._at, self._seconds, self._fired = clock, nbytes, seconds, False
+
+    def add(self, files: int, nbytes: int) -> None:
+        super().add(files, nbytes)
+        with self.lock:
+            fire = not self._fired and self.bytes_done >= self._at
+            self._fired = self._fired or fire
+        if fire:
+            self._clock.advance(self._seconds)
 
 
 async def test_deadline_commits_an_incomplete_point_and_the_next_run_resumes(
-    vault: tiervault.Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vault: tiervault.Vault, tmp_path: Path, clock: FakeClock
 ) -> None:
     src = tmp_path / "src"
     rnd = random.Random(3)
     spec = {f"d{i % 4}/f{i:03d}.bin": File(rnd.randbytes(64 * KiB)) for i in range(120)}
-    # last in walk order: had it been read first, its 6 MiB alone would trip the byte trigger before
-    # any small file was done (a race that made this test fail about 1 run in 12)
+    # last in walk order: had it been read first, its 6 MiB alone would pass the deadline before
+    # any small file was done
     spec["zbig.bin"] = File(rnd.randbytes(6 * MiB))
     build_tree(src, spec)
     await vault.protect(src, name="src")
 
-    with monkeypatch.context() as m:
-        _stop_after(m, 40 * 64 * KiB)
-        first = await vault.snapshot("src", deadline=600)
+    # a 600 s budget stops taking work at 570 s (the reserve is 10%, at most 30 s): the clock jumps
+    # there after 40 files' worth of bytes
+    first = await vault.snapshot("src", deadline=600, progress=AdvanceAfter(clock, 40 * 64 * KiB, 570))
     assert first.incomplete and first.point.incomplete
     done = first.stats.files_read
     assert 0 < done < 121
@@ -59,7 +82,8 @@ async def test_deadline_commits_an_incomplete_point_and_the_next_run_resumes(
         filter_tree(got, lambda p: got[p]["type"] == "file"),
     )
 
-    second = await vault.snapshot("src", deadline=600)
+    # 569 s of the next 600 pass during the run: still before it must stop, so it finishes
+    second = await vault.snapshot("src", deadline=600, progress=AdvanceAfter(clock, 1, 569))
     assert not second.incomplete
     assert second.stats.files_reused == done, "files finished by the first run were read again"
     assert second.stats.files_read == 121 - done
@@ -69,12 +93,42 @@ async def test_deadline_commits_an_incomplete_point_and_the_next_run_resumes(
     assert (await vault.check(read_data=True)).ok
 
 
-async def test_deadline_validation(vault: tiervault.Vault, tmp_path: Path) -> None:
+@pytest.mark.parametrize("deadline", [0.001, 0.5, 1.0])
+async def test_short_deadlines_always_make_progress_and_converge(
+    vault: tiervault.Vault, tmp_path: Path, deadline: float
+) -> None:
+    """A budget shorter than the reserve used to stop before the first file, every time: an empty
+    incomplete point per run, forever. Each run now finishes at least one file."""
+    src = tmp_path / "src"
+    rnd = random.Random(4)
+    spec = {f"d{i % 3}/f{i:02d}.bin": File(rnd.randbytes(rnd.randrange(1, 300 * KiB))) for i in range(12)}
+    spec["big.bin"] = File(rnd.randbytes(3 * MiB))
+    build_tree(src, spec)
+    await vault.protect(src, name="src")
+    runs = []
+    while not runs or runs[-1].incomplete:
+        assert len(runs) <= len(spec), "repeated runs under a short deadline do not converge"
+        # the fake clock never moves: the deadline is past from the start of every run
+        result = await vault.snapshot("src", deadline=deadline)
+        assert result.stats.files_read >= 1, "a run under an accepted deadline finished no file"
+        runs.append(result)
+    assert sum(r.stats.files_read for r in runs) == len(spec)
+    out = tmp_path / "out"
+    assert (await vault.restore("latest", out, verify=True)).ok
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(out))
+
+
+async def test_deadline_validation(vault: tiervault.Vault, tmp_path: Path, clock: FakeClock) -> None:
     (tmp_path / "src").mkdir()
     await vault.protect(tmp_path / "src", name="src")
-    with pytest.raises(tiervault.UsageError):
-        await vault.snapshot("src", deadline=0)
+    for bad in (0, -1, math.nan, math.inf, -math.inf):
+        with pytest.raises(tiervault.UsageError):
+            await vault.snapshot("src", deadline=bad)
     with pytest.raises(tiervault.UsageError):
         await vault.snapshot("src", deadline=datetime.now() + timedelta(minutes=1))  # naive
-    ok = await vault.snapshot("src", deadline=datetime.now().astimezone() + timedelta(minutes=5))
+    now = datetime.fromtimestamp(clock.now(), UTC)
+    with pytest.raises(tiervault.UsageError, match="passed"):
+        await vault.snapshot("src", deadline=now - timedelta(seconds=1))  # by the vault's clock
+    ok = await vault.snapshot("src", deadline=now + timedelta(minutes=5))
     assert not ok.incomplete
+    assert await vault.points() == [ok.point]

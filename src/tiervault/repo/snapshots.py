@@ -93,6 +93,8 @@ class SnapshotRecord:
     partial: bool = False
     #: the time budget ran out: the point holds only what was done (a checkpoint to resume from)
     incomplete: bool = False
+    #: files stored although they changed while they were read: ``{"path": …, "warning": …}``
+    warnings: list[dict[str, str]] = field(default_factory=list)
     program: str = ""
     id: str = ""  # the storage hash; not part of the stored JSON
 
@@ -114,6 +116,8 @@ class SnapshotRecord:
             "program": self.program,
         }
         _put_path(out, "source", self.source)
+        if self.warnings:  # written only when there are some (readers default it to [])
+            out["warnings"] = [_error_json(w) for w in self.warnings]
         return out
 
     @classmethod
@@ -137,6 +141,7 @@ class SnapshotRecord:
                 errors=[_error_from_json(dict(e)) for e in o.get("errors", [])],
                 partial=bool(o.get("partial", False)),
                 incomplete=bool(o.get("incomplete", False)),
+                warnings=[_error_from_json(dict(w)) for w in o.get("warnings", [])],
                 program=str(o.get("program", "")),
                 id=sid,
             )
