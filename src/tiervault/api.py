@@ -7,8 +7,8 @@ backend decorators are stacked: ``CacheBackend(RetryingBackend(concrete))``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ from tiervault.archiver import FolderArchiver, Progress, SnapshotStats
 from tiervault.backend.base import Backend
 from tiervault.cache import DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES
 from tiervault.cache import CacheBackend, CacheCleanup, CacheStats, cache_key, default_cache_dir
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import ScryptParams
 from tiervault.core.format.tree import Node
@@ -41,6 +42,7 @@ from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
 from tiervault.restorer import Restorer, RestoreStats
 
 Password = str | bytes
+log = logging.getLogger("tiervault.api")
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -334,21 +336,30 @@ def _innermost(backend: Backend) -> Backend:
     return backend
 
 
-def _stop_time(deadline: float | datetime | None) -> float | None:
-    """The ``time.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
+def _stop_time(deadline: float | datetime | None, clock: Clock = SYSTEM_CLOCK) -> float | None:
+    """The ``clock.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
     what is in flight and commit (10% of the budget, between 1 and 30 seconds)."""
     if deadline is None:
         return None
     if isinstance(deadline, datetime):
         if deadline.tzinfo is None:
             raise UsageError("deadline must be an aware datetime (with a time zone) or seconds")
-        budget = (deadline - datetime.now(deadline.tzinfo)).total_seconds()
+        budget = deadline.timestamp() - clock.now()
     else:
         budget = float(deadline)
     if budget <= 0:
         raise UsageError("the deadline has already passed")
     reserve = min(30.0, max(1.0, budget / 10))
-    return time.monotonic() + max(0.0, budget - reserve)
+    return clock.monotonic() + max(0.0, budget - reserve)
+
+
+def _inside_of(target: str | os.PathLike[str], source: str) -> bool:
+    """Does ``target`` lie strictly below ``source`` (symlinks resolved)?"""
+    if not source:
+        return False
+    real = os.path.realpath(os.path.abspath(os.fspath(target)))
+    src = os.path.realpath(source)
+    return real != src and os.path.commonpath([real, src]) == src
 
 
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
@@ -357,10 +368,14 @@ def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
 
 
 class Vault:
-    """An opened repository. Use ``async with tiervault.open(...) as vault``."""
+    """An opened repository. Use ``async with tiervault.open(...) as vault``.
 
-    def __init__(self, repo: Repository) -> None:
+    ``clock`` is the time restore deadlines are measured with (a fake one makes them testable).
+    """
+
+    def __init__(self, repo: Repository, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._repo = repo
+        self._clock = clock
         self._closed = False
         self._cache = _find_cache(repo.backend)
 
@@ -577,20 +592,30 @@ class Vault:
         exclude: Sequence[str] | None = None,
         verify: bool = False,
         deadline: float | datetime | None = None,
+        force: bool = False,
     ) -> RestoreResult:
         """Rebuild a recovery point (or the selected part of it) under ``target``.
 
         ``paths`` are paths inside the point; ``include``/``exclude`` are glob patterns matched
         against each path and its components. Files already identical in ``target`` are left
-        alone; others are replaced atomically. ``verify`` re-reads every restored file.
+        alone; others are replaced atomically. ``verify`` re-reads every restored file. Nothing
+        outside ``target`` is ever changed, whatever the point holds (docs/architecture.md,
+        "Restore").
 
         ``deadline`` (seconds from now, or an aware datetime): before it, no new read starts; files
         finished by then are complete, and the result is ``incomplete``. The same restore into the
         same target resumes: complete files are recognised by their content and skipped.
+
+        A target inside the item's protected source (the next snapshot would hold the restored copy
+        too) is refused with ``UsageError`` unless ``force``; then it is a warning. Restoring over
+        the source itself is allowed. A restore that could put nothing in place (a read-only target,
+        every entry failing) raises ``TiervaultError``; per-entry failures otherwise are in
+        ``errors``.
         """
-        stop_at = _stop_time(deadline)
+        stop_at = _stop_time(deadline, self._clock)
         before = self._cache.stats() if self._cache is not None else None
         rec = await self._record(point)
+        await self._check_restore_target(rec, target, force)
         restorer = Restorer(
             self._repo,
             rec,
@@ -600,6 +625,7 @@ class Vault:
             exclude=exclude,
             verify=verify,
             stop_at=stop_at,
+            clock=self._clock,
         )
         stats, errors = await restorer.run()
         if self._cache is not None and before is not None:
@@ -610,6 +636,21 @@ class Vault:
         else:
             stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
         return RestoreResult(stats, tuple(errors), restorer.incomplete)
+
+    async def _check_restore_target(
+        self, rec: SnapshotRecord, target: str | os.PathLike[str], force: bool
+    ) -> None:
+        """Refuse (or with ``force`` warn about) a target strictly inside the item's source (the
+        point's ``source``: an item's source never changes, see ``protect``)."""
+        if not await asyncio.to_thread(_inside_of, target, rec.source):
+            return
+        msg = (
+            f"restore target {os.fspath(target)!r} is inside the protected source {rec.source!r} of "
+            f"item {rec.item!r}: the next snapshot would back up the restored copy too"
+        )
+        if not force:
+            raise UsageError(msg + "; restore elsewhere, or pass force=True (--force) to restore there")
+        log.warning("%s (forced)", msg)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -15,6 +15,10 @@ The algorithm (docs/architecture.md, "Restore"), in the spirit of restic's ``int
 3. **Finish.** Files without data, hard links, symlinks and special files; directory metadata last,
    deepest first.
 4. **Verify** (optional): every restored file is read back and its chunks re-hashed.
+
+Everything below the target is reached through ``restore_target.RestoreTarget``: directory
+descriptors, ``O_NOFOLLOW`` on every component, never a symlink followed, never a FIFO opened
+(the safety rules are in that module and in docs/architecture.md, "Restore").
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ import os
 import secrets
 import stat
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format.pack import PackEntry
 from tiervault.core.format.tree import ContentItem, Node, node_from_json
@@ -40,13 +44,21 @@ from tiervault.errors import IntegrityError, NotFoundError, TiervaultError, Usag
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
+from tiervault.restore_target import (
+    CREATE_FLAGS,
+    RestoreTarget,
+    apply_meta_fd,
+    bad_name,
+    is_zero,
+    split,
+)
 
 log = logging.getLogger("tiervault.restorer")
 
 COALESCE_GAP = 256 * 1024
 MAX_RANGE = 8 << 20
 MAX_OPEN_FILES = 256
-_IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+_REOPEN_FLAGS = (CREATE_FLAGS & ~(os.O_CREAT | os.O_EXCL)) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(slots=True)
@@ -79,14 +91,16 @@ class RestoreStats:
 @dataclass(slots=True)
 class _File:
     rel: bytes
-    dest: bytes
+    parent: bytes  # the directory (relative to the target) and the name in it
+    name: bytes
     node: Node
     write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
     existed: bool = False  # the destination existed when the restore was planned
     link_to: _File | None = None
     remaining: int = 0  # chunk writes still to come; the file is finished when it reaches 0
-    temp: bytes | None = None
+    temp: bytes | None = None  # the name being written, in ``parent``: ``name`` itself or a temporary one
     fd: int = -1
+    ino: int | None = None  # of the file being written, once its descriptor was closed between writes
     done: bool = False
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -135,6 +149,7 @@ class Restorer:
         verify: bool = False,
         concurrency: int = 4,
         stop_at: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.repo, self.snapshot = repo, snapshot
         self.target = os.fsencode(os.path.abspath(os.fspath(target)))
@@ -143,8 +158,10 @@ class Restorer:
         self.exclude = list(exclude or [])
         self.verify = verify
         self.concurrency = max(1, concurrency)
-        #: ``time.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
+        #: ``clock.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
         self.stop_at = stop_at
+        self.clock = clock
+        self.fs = RestoreTarget(self.target)
         self.incomplete = False
         self.stats = RestoreStats()
         self.errors: list[dict[str, str]] = []
@@ -153,6 +170,7 @@ class Restorer:
         self._open_files = 0
         self._temp_prefix = secrets.token_hex(6).encode()
         self._temp_counter = 0
+        self._dirs_done = 0  # directories below the target whose metadata was applied
 
     # ------------------------------------------------------------------ selection
 
@@ -180,6 +198,9 @@ class Restorer:
         any_selected = False
         for node in await self.repo.load_tree(tree):
             child = rel + b"/" + node.name if rel else node.name
+            if bad_name(node.name):  # the decoder refuses these; a restore never relies on it
+                self._error(child, TiervaultError(f"invalid name {node.name!r} in the recovery point"))
+                continue
             if node.type == "dir":
                 if not self._may_contain(child):
                     continue
@@ -195,9 +216,8 @@ class Restorer:
             if not self._selected(child):
                 continue
             any_selected = True
-            dest = os.path.join(self.target, child)
             if node.type == "file":
-                plan.files.append(_File(child, dest, node))
+                plan.files.append(_File(child, rel, node.name, node))
             else:
                 plan.others.append((child, node))
         return any_selected
@@ -213,21 +233,25 @@ class Restorer:
             out.append((item, self.repo.locate(item).entry.raw_length))
         return out
 
-    def _same_content(self, path: bytes, node: Node) -> bool:
-        """Does the file at ``path`` hold exactly ``node``'s content? Reads and re-hashes it."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
+    def _same_content(
+        self, rel: bytes, node: Node, lengths: list[tuple[ContentItem, int]], st: os.stat_result | None
+    ) -> bool:
+        """Does the regular file ``rel`` (``st``: its lstat) hold exactly ``node``'s content? Reads
+        and re-hashes it; anything that is not a regular file of the right size is not opened."""
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
             return False
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
-                return False
+            fd = self.fs.open_regular(rel, ino=st.st_ino)
+        except OSError:
+            return False
+        if fd is None:
+            return False
+        try:
             off = 0
             key = self.repo.keys.chunk_id
-            for item, length in self._lengths(node.content):
+            for item, length in lengths:
                 if isinstance(item, int):
-                    if not _is_zero(fd, off, length):
+                    if not is_zero(fd, off, length):
                         return False
                 elif chunk_id(key, os.pread(fd, length, off)) != item:
                     return False
@@ -236,11 +260,12 @@ class Restorer:
         finally:
             os.close(fd)
 
-    def _temp_name(self, dest: bytes) -> bytes:
+    def _temp_name(self) -> bytes:
+        """A fresh temporary name (created with ``O_EXCL`` in the directory it is used in)."""
         with self._open_lock:
             self._temp_counter += 1
             n = self._temp_counter
-        return os.path.join(os.path.dirname(dest), b".tiervault-restore-%s-%d" % (self._temp_prefix, n))
+        return b".tiervault-restore-%s-%d" % (self._temp_prefix, n)
 
     def _create_temp(self, f: _File) -> int:
         """Open the file being written. A destination that did not exist is written in place (there is
@@ -249,13 +274,13 @@ class Restorer:
         fd = -1
         if not f.existed:
             try:
-                fd = os.open(f.dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                f.temp = f.dest
+                fd = self.fs.create(f.parent, f.name)
+                f.temp = f.name
             except FileExistsError:
                 f.existed = True  # appeared meanwhile: replace it atomically after all
         if fd < 0:
-            f.temp = self._temp_name(f.dest)
-            fd = os.open(f.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            f.temp = self._temp_name()
+            fd = self.fs.create(f.parent, f.temp)
         if any(isinstance(c, int) for c in f.node.content):
             try:
                 os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
@@ -283,7 +308,7 @@ class Restorer:
 
     def _write_at(self, f: _File, plain: bytes, off: int) -> int:
         """Write one chunk into ``f`` (lock held); the last write finishes the file at once."""
-        fd = f.fd if f.fd >= 0 else (os.open(f.temp, os.O_WRONLY) if f.temp else self._create_temp(f))
+        fd = f.fd if f.fd >= 0 else (self._reopen(f) if f.temp else self._create_temp(f))
         try:
             view = memoryview(plain)
             while view:
@@ -302,13 +327,22 @@ class Restorer:
                 if keep:
                     f.fd = fd
                 else:
+                    f.ino = os.fstat(fd).st_ino  # a reopen must find this very file
                     os.close(fd)
         return len(plain)
+
+    def _reopen(self, f: _File) -> int:
+        assert f.temp is not None
+        rel = f.parent + b"/" + f.temp if f.parent else f.temp
+        fd = self.fs.open_regular(rel, _REOPEN_FLAGS, ino=f.ino)
+        if fd is None:
+            raise OSError(errno.ESTALE, "the file being restored was replaced meanwhile")
+        return fd
 
     def _finish_content(self, f: _File, fd: int) -> None:
         """Metadata through the open descriptor, close, then atomically replace the destination."""
         try:
-            self._apply_meta_fd(fd, f.node)
+            apply_meta_fd(fd, f.node)
         finally:
             os.close(fd)
             if f.fd == fd:
@@ -316,10 +350,12 @@ class Restorer:
                 with self._open_lock:
                     self._open_files -= 1
         assert f.temp is not None
-        if f.temp != f.dest:
-            _replace(f.temp, f.dest)
+        if f.temp != f.name:
+            self.fs.replace(f.parent, f.temp, f.name)
         f.temp = None
         f.done = True
+        with self._open_lock:
+            self.stats.files_written += 1
 
     def _write_run(
         self,
@@ -337,7 +373,7 @@ class Restorer:
         )
 
     def _deadline_passed(self) -> bool:
-        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+        if self.stop_at is not None and self.clock.monotonic() >= self.stop_at:
             self.incomplete = True
         return self.incomplete
 
@@ -345,7 +381,7 @@ class Restorer:
         """A file the deadline cut short: a temporary sibling is removed (the old file stays); a new
         file written in place stays as it is, and the next restore into the same target rewrites it
         (it does not hash to the point's content)."""
-        if f.temp is not None and f.temp != f.dest:
+        if f.temp is not None and f.temp != f.name:
             self._discard(f)
         elif f.fd >= 0:
             os.close(f.fd)
@@ -365,37 +401,8 @@ class Restorer:
             with self._open_lock:
                 self._open_files -= 1
         if f.temp is not None:
-            try:
-                os.unlink(f.temp)
-            except OSError:
-                pass
+            self.fs.unlink(f.parent, f.temp)
             f.temp = None
-
-    def _apply_meta_fd(self, fd: int, node: Node) -> None:
-        if _IS_ROOT:
-            os.fchown(fd, node.uid, node.gid)
-        os.fchmod(fd, node.mode)
-        for name, value in node.xattrs:
-            try:
-                os.setxattr(fd, name, value)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-                    raise
-        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
-
-    def _apply_meta(self, path: bytes, node: Node, *, is_link: bool = False) -> None:
-        if _IS_ROOT:
-            os.chown(path, node.uid, node.gid, follow_symlinks=False)
-        if not is_link:
-            os.chmod(path, node.mode)
-        for name, value in node.xattrs:
-            try:
-                os.setxattr(path, name, value, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-                    raise
-                log.debug("xattr %s not restored on %r: %s", name, path, exc)
-        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=not is_link)
 
     def _finish_file(self, f: _File) -> None:
         """Files not finished by their last chunk write: hard links, unchanged files, and files
@@ -410,80 +417,73 @@ class Restorer:
                 return
             if not f.link_to.done:
                 raise OSError(errno.ENOENT, "the first name of this hard link was not restored")
-            if os.path.lexists(f.dest) and os.path.samestat(os.lstat(f.dest), os.lstat(f.link_to.dest)):
-                f.done = True  # already this link (rename onto the same inode would be a no-op)
-                return
-            tmp = self._temp_name(f.dest)
-            os.link(f.link_to.dest, tmp)
-            _replace(tmp, f.dest)
-        elif not f.write:  # unchanged content: metadata only
-            self._apply_meta(f.dest, f.node)
+            if not self.fs.same_inode(f.rel, f.link_to.rel):  # else already this link
+                tmp = self._temp_name()
+                self.fs.link(f.link_to.rel, f.parent, tmp)
+                self.fs.replace(f.parent, tmp, f.name)
+            self.stats.hardlinks += 1
+        elif not f.write:  # unchanged content: metadata only, through a descriptor
+            fd = self.fs.open_regular(f.rel)
+            if fd is None:
+                raise OSError(errno.ESTALE, "the file was replaced while it was being restored")
+            try:
+                apply_meta_fd(fd, f.node)
+            finally:
+                os.close(fd)
+            self.stats.files_unchanged += 1
         else:
             assert f.remaining == 0, "a file with pending chunks after the fetch phase"
             self._finish_content(f, self._create_temp(f))
         f.done = True
 
     def _make_other(self, rel: bytes, node: Node) -> None:
-        dest = os.path.join(self.target, rel)
-        tmp = self._temp_name(dest)
-        if node.type == "symlink":
-            assert node.target is not None
-            os.symlink(node.target, tmp)
-            self._apply_meta(tmp, node, is_link=True)
+        parent, name = split(rel)
+        tmp = self._temp_name()
+        fmt = self.fs.make_node(parent, tmp, node)
+        self.fs.replace(parent, tmp, name)
+        if fmt == stat.S_IFLNK:
             self.stats.symlinks += 1
         else:
-            if node.type == "fifo":
-                os.mkfifo(tmp, 0o600)
-            elif _IS_ROOT:
-                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-                os.mknod(tmp, 0o600 | kind, node.rdev)
-            else:
-                raise PermissionError(errno.EPERM, "device files can only be restored by root")
-            self._apply_meta(tmp, node)
             self.stats.others += 1
-        _replace(tmp, dest)
-
-    def _make_dir(self, rel: bytes) -> None:
-        """Create one directory of the plan. What stands in its way (a file, or a symlink — never
-        followed, or the restore could write outside its target) is replaced. The target itself
-        must be a directory or absent."""
-        if not rel:
-            if os.path.lexists(self.target) and not os.path.isdir(self.target):
-                raise UsageError(f"restore target {os.fsdecode(self.target)!r} exists and is not a directory")
-            os.makedirs(self.target, 0o700, exist_ok=True)
-            return
-        dest = os.path.join(self.target, rel)
-        try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            os.mkdir(dest, 0o700)
-            return
-        if stat.S_ISDIR(st.st_mode):
-            return
-        os.unlink(dest)
-        os.mkdir(dest, 0o700)
 
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> tuple[RestoreStats, list[dict[str, str]]]:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         plan = _Plan()
         root = node_from_json(self.snapshot.root)
         await self._walk(bytes.fromhex(self.snapshot.tree), b"", plan)
         if not self._whole and not plan.files and not plan.others and not plan.dirs:
             raise NotFoundError("nothing in the recovery point matches the given paths/patterns")
-        await asyncio.to_thread(self._make_dirs, plan)
-        by_pack = await asyncio.to_thread(self._plan_files, plan)
+        await asyncio.to_thread(self.fs.open)
         try:
-            await self._fetch(by_pack)
-        except BaseException:
-            await asyncio.to_thread(self._discard_all, plan)
-            raise
-        await asyncio.to_thread(self._finish, plan, root)
-        if self.verify:
-            await self._verify(plan)
-        self.stats.duration_s = time.monotonic() - started
+            await asyncio.to_thread(self._make_dirs, plan)
+            by_pack = await asyncio.to_thread(self._plan_files, plan)
+            try:
+                await self._fetch(by_pack)
+            except BaseException:
+                await asyncio.to_thread(self._discard_all, plan)
+                raise
+            await asyncio.to_thread(self._finish, plan, root)
+            if self.verify:
+                await self._verify(plan)
+        finally:
+            self.fs.close()
+        self.stats.duration_s = self.clock.monotonic() - started
+        self._refuse_if_nothing_restored()
         return self.stats, self.errors
+
+    def _refuse_if_nothing_restored(self) -> None:
+        """Errors and not a single entry in place: the restore failed as a whole, not partly."""
+        s = self.stats
+        done = s.files_written + s.files_unchanged + s.hardlinks + s.symlinks + s.others + self._dirs_done
+        if self.errors and not done and not self.incomplete:
+            first, n = self.errors[0], len(self.errors)
+            raise TiervaultError(
+                f"nothing could be restored into {os.fsdecode(self.target)!r}: "
+                f"{n} {'entry' if n == 1 else 'entries'} failed, "
+                f"the first {first['path']!r}: {first['error']}"
+            )
 
     def _error(self, rel: bytes, exc: BaseException) -> None:
         msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -491,10 +491,9 @@ class Restorer:
         self.errors.append({"path": os.fsdecode(rel), "error": msg})
 
     def _make_dirs(self, plan: _Plan) -> None:
-        self._make_dir(b"")
         for rel, _node in plan.dirs:
             try:
-                self._make_dir(rel)
+                self.fs.make_dir(rel)
                 self.stats.dirs += 1
             except OSError as exc:
                 self._error(rel, exc)
@@ -512,22 +511,28 @@ class Restorer:
                 first = links.get((node.device, node.inode))
                 if first is not None:
                     f.link_to = first
-                    self.stats.hardlinks += 1
                     continue
                 links[(node.device, node.inode)] = f
+            lengths = self._lengths(node.content)
+            stored = sum(n for _, n in lengths)
+            if stored != node.size or any(isinstance(c, int) and c < 0 for c in node.content):
+                # a crafted size (10**12 for 6 bytes) must not become a huge sparse file
+                why = f"stored size {node.size} does not match its content ({stored} bytes)"
+                self._error(f.rel, TiervaultError(why))
+                f.failed = True
+                continue
             try:
-                f.existed = os.path.lexists(f.dest)
-                if f.existed and self._same_content(f.dest, node):
-                    self.stats.files_unchanged += 1
-                    continue
+                st = self.fs.lstat(f.rel)
+                f.existed = st is not None
+                if self._same_content(f.rel, node, lengths, st):
+                    continue  # unchanged: metadata only, in the finish phase
             except OSError as exc:
                 self._error(f.rel, exc)
                 f.failed = True
                 continue
             f.write = True
-            self.stats.files_written += 1
             off = 0
-            for item, length in self._lengths(node.content):
+            for item, length in lengths:
                 if not isinstance(item, int):
                     loc = self.repo.locate(item)
                     slot = by_pack.setdefault(loc.pack.id, (loc.pack, defaultdict(list)))
@@ -579,18 +584,20 @@ class Restorer:
         for rel, dnode in reversed(plan.dirs):
             assert dnode is not None
             try:
-                self._apply_meta(os.path.join(self.target, rel), dnode)
+                self.fs.dir_meta(rel, dnode)
+                self._dirs_done += 1
             except OSError as exc:
                 self._error(rel, exc)
         if self._whole:
             try:
-                self._apply_meta(self.target, root)
+                self.fs.dir_meta(b"", root)
             except OSError as exc:
                 self._error(b".", exc)
 
     async def _verify(self, plan: _Plan) -> None:
         def check(f: _File) -> bool:
-            return self._same_content(f.dest, f.node)
+            lengths = self._lengths(f.node.content)
+            return self._same_content(f.rel, f.node, lengths, self.fs.lstat(f.rel))
 
         sem = asyncio.Semaphore(self.concurrency)
 
@@ -608,7 +615,7 @@ class Restorer:
         try:
             async with asyncio.TaskGroup() as tg:
                 for f in plan.files:
-                    if os.fsdecode(f.rel) not in failed and not (f.write and f.remaining):
+                    if os.fsdecode(f.rel) not in failed and not f.failed and not (f.write and f.remaining):
                         tg.create_task(one(f))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
@@ -625,35 +632,3 @@ def _coalesce(entries: list[PackEntry]) -> list[list[PackEntry]]:
                 continue
         runs.append([e])
     return runs
-
-
-def _replace(tmp: bytes, dest: bytes) -> None:
-    try:
-        os.rename(tmp, dest)
-    except IsADirectoryError:
-        os.rmdir(dest)  # only an empty directory stands in the way; a full one stays an error
-        os.rename(tmp, dest)
-    except OSError as exc:
-        if exc.errno == errno.ENOTEMPTY:
-            os.unlink(tmp)
-            raise OSError(errno.EEXIST, "a non-empty directory is in the way") from exc
-        raise
-
-
-def _is_zero(fd: int, off: int, length: int) -> bool:
-    end = off + length
-    seek_data = getattr(os, "SEEK_DATA", None)
-    while off < end:
-        if seek_data is not None:
-            try:
-                nxt = os.lseek(fd, off, seek_data)
-            except OSError:
-                return True  # ENXIO: nothing but hole until EOF
-            if nxt >= end:
-                return True
-            off = nxt
-        block = os.pread(fd, min(1 << 20, end - off), off)
-        if not block or block.count(0) != len(block):
-            return False
-        off += len(block)
-    return True
