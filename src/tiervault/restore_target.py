@@ -27,8 +27,6 @@ import os
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from tiervault.core.format.tree import Node
 from tiervault.errors import TiervaultError, UsageError
@@ -70,6 +68,21 @@ class _Dir:
 
     def __init__(self, fd: int) -> None:
         self.fd, self.users, self.stale = fd, 0, False
+
+
+class _Held:
+    """A cached directory in use (a class, not a generator: this is on every file's path)."""
+
+    __slots__ = ("_d", "_target")
+
+    def __init__(self, target: RestoreTarget, d: _Dir) -> None:
+        self._target, self._d = target, d
+
+    def __enter__(self) -> int:
+        return self._d.fd
+
+    def __exit__(self, *exc: object) -> None:
+        self._target._release(self._d)
 
 
 class RestoreTarget:
@@ -117,14 +130,10 @@ class RestoreTarget:
 
     # ------------------------------------------------------------------ directory descriptors
 
-    @contextmanager
-    def dir(self, rel: bytes) -> Iterator[int]:
-        """The descriptor of directory ``rel`` (``b""``: the target), valid inside the block."""
-        d = self._acquire(rel)
-        try:
-            yield d.fd
-        finally:
-            self._release(d)
+    def dir(self, rel: bytes) -> _Held:
+        """``with target.dir(rel) as fd``: the descriptor of directory ``rel`` (``b""``: the target),
+        valid inside the block."""
+        return _Held(self, self._acquire(rel))
 
     def _acquire(self, rel: bytes) -> _Dir:
         with self._lock:

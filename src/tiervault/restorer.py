@@ -234,10 +234,17 @@ class Restorer:
         return out
 
     def _same_content(
-        self, rel: bytes, node: Node, lengths: list[tuple[ContentItem, int]], st: os.stat_result | None
+        self,
+        rel: bytes,
+        node: Node,
+        lengths: list[tuple[ContentItem, int]],
+        st: os.stat_result | None,
+        *,
+        apply_meta: bool = False,
     ) -> bool:
         """Does the regular file ``rel`` (``st``: its lstat) hold exactly ``node``'s content? Reads
-        and re-hashes it; anything that is not a regular file of the right size is not opened."""
+        and re-hashes it; anything that is not a regular file of the right size is not opened. With
+        ``apply_meta``, a file found identical gets ``node``'s metadata through the same descriptor."""
         if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
             return False
         try:
@@ -256,7 +263,11 @@ class Restorer:
                 elif chunk_id(key, os.pread(fd, length, off)) != item:
                     return False
                 off += length
-            return off == node.size
+            if off != node.size:
+                return False
+            if apply_meta:
+                apply_meta_fd(fd, node)
+            return True
         finally:
             os.close(fd)
 
@@ -405,8 +416,8 @@ class Restorer:
             f.temp = None
 
     def _finish_file(self, f: _File) -> None:
-        """Files not finished by their last chunk write: hard links, unchanged files, and files
-        without data (empty, or nothing but holes)."""
+        """Files not finished by their last chunk write: hard links and files without data (empty,
+        or nothing but holes). Unchanged files got their metadata when they were planned."""
         if f.failed or f.done:
             return
         if f.write and f.remaining:  # the deadline came first: left for the next run
@@ -422,15 +433,6 @@ class Restorer:
                 self.fs.link(f.link_to.rel, f.parent, tmp)
                 self.fs.replace(f.parent, tmp, f.name)
             self.stats.hardlinks += 1
-        elif not f.write:  # unchanged content: metadata only, through a descriptor
-            fd = self.fs.open_regular(f.rel)
-            if fd is None:
-                raise OSError(errno.ESTALE, "the file was replaced while it was being restored")
-            try:
-                apply_meta_fd(fd, f.node)
-            finally:
-                os.close(fd)
-            self.stats.files_unchanged += 1
         else:
             assert f.remaining == 0, "a file with pending chunks after the fetch phase"
             self._finish_content(f, self._create_temp(f))
@@ -503,7 +505,8 @@ class Restorer:
     ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]:
         by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]] = {}
         links: dict[tuple[int, int], _File] = {}
-        for f in plan.files:
+        todo: list[tuple[_File, list[tuple[ContentItem, int]]]] = []
+        for f in plan.files:  # nothing touches the target yet: a chunk no index has aborts here
             node = f.node
             self.stats.files += 1
             self.stats.bytes_total += node.size
@@ -521,11 +524,15 @@ class Restorer:
                 self._error(f.rel, TiervaultError(why))
                 f.failed = True
                 continue
+            todo.append((f, lengths))
+        for f, lengths in todo:
             try:
                 st = self.fs.lstat(f.rel)
                 f.existed = st is not None
-                if self._same_content(f.rel, node, lengths, st):
-                    continue  # unchanged: metadata only, in the finish phase
+                if self._same_content(f.rel, f.node, lengths, st, apply_meta=True):
+                    self.stats.files_unchanged += 1
+                    f.done = True
+                    continue
             except OSError as exc:
                 self._error(f.rel, exc)
                 f.failed = True
