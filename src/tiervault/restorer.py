@@ -3,15 +3,16 @@
 The algorithm (docs/architecture.md, "Restore"), in the spirit of restic's ``internal/restorer``:
 
 1. **Plan.** Walk the point's trees from the root, keeping what ``paths`` / ``include`` / ``exclude``
-   select (and the directories above it). A file already present in the target with the same content
-   (every chunk re-hashed and compared) is not written again; a hard-link group is written once and
-   linked. Each chunk of every other file is filed under the pack that holds it.
+   select (and the directories above it); create the directories. Every chunk of every selected file
+   is located and the file's size checked against its chunks and holes (before anything is written).
+   A file already present in the target with the same content (every chunk re-hashed and compared)
+   is not written again, only given its metadata; a hard-link group is written once and linked.
+   Each chunk of every other file is filed under the pack that holds it.
 2. **Fetch by pack.** Packs are processed concurrently (bounded). For each pack the needed blobs are
    read with as few ranged requests as possible (neighbouring blobs are coalesced), each blob is
    authenticated, decompressed and checked against its keyed id once, then written at every offset
-   that uses it. The first write to a file creates a temporary sibling, truncated to the final size
-   so that holes stay holes; the last write gives it its owner (as root), mode, xattrs and mtime and
-   renames it over the destination. Memory holds at most a few coalesced ranges.
+   that uses it (``restore_files``: the first write creates the file, the last one finishes it and
+   puts it in place). Memory holds at most a few coalesced ranges.
 3. **Finish.** Files without data, hard links, symlinks and special files; directory metadata last,
    deepest first.
 4. **Verify** (optional): every restored file is read back and its chunks re-hashed.
@@ -28,9 +29,7 @@ import errno
 import fnmatch
 import logging
 import os
-import secrets
 import stat
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,21 +43,13 @@ from tiervault.errors import IntegrityError, NotFoundError, TiervaultError, Usag
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
-from tiervault.restore_target import (
-    CREATE_FLAGS,
-    RestoreTarget,
-    apply_meta_fd,
-    bad_name,
-    is_zero,
-    split,
-)
+from tiervault.restore_files import FileWriter, RestoreFile
+from tiervault.restore_target import RestoreTarget, apply_meta_fd, bad_name, is_zero, split
 
 log = logging.getLogger("tiervault.restorer")
 
 COALESCE_GAP = 256 * 1024
 MAX_RANGE = 8 << 20
-MAX_OPEN_FILES = 256
-_REOPEN_FLAGS = (CREATE_FLAGS & ~(os.O_CREAT | os.O_EXCL)) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(slots=True)
@@ -89,27 +80,9 @@ class RestoreStats:
 
 
 @dataclass(slots=True)
-class _File:
-    rel: bytes
-    parent: bytes  # the directory (relative to the target) and the name in it
-    name: bytes
-    node: Node
-    write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
-    existed: bool = False  # the destination existed when the restore was planned
-    link_to: _File | None = None
-    remaining: int = 0  # chunk writes still to come; the file is finished when it reaches 0
-    temp: bytes | None = None  # the name being written, in ``parent``: ``name`` itself or a temporary one
-    fd: int = -1
-    ino: int | None = None  # of the file being written, once its descriptor was closed between writes
-    done: bool = False
-    failed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(slots=True)
 class _Plan:
     dirs: list[tuple[bytes, Node | None]] = field(default_factory=list)
-    files: list[_File] = field(default_factory=list)
+    files: list[RestoreFile] = field(default_factory=list)
     others: list[tuple[bytes, Node]] = field(default_factory=list)
 
 
@@ -162,14 +135,11 @@ class Restorer:
         self.stop_at = stop_at
         self.clock = clock
         self.fs = RestoreTarget(self.target)
+        self.files = FileWriter(self.fs)
         self.incomplete = False
         self.stats = RestoreStats()
         self.errors: list[dict[str, str]] = []
         self._whole = self.paths is None and not self.include and not self.exclude
-        self._open_lock = threading.Lock()
-        self._open_files = 0
-        self._temp_prefix = secrets.token_hex(6).encode()
-        self._temp_counter = 0
         self._dirs_done = 0  # directories below the target whose metadata was applied
 
     # ------------------------------------------------------------------ selection
@@ -217,7 +187,7 @@ class Restorer:
                 continue
             any_selected = True
             if node.type == "file":
-                plan.files.append(_File(child, rel, node.name, node))
+                plan.files.append(RestoreFile(child, rel, node.name, node))
             else:
                 plan.others.append((child, node))
         return any_selected
@@ -271,37 +241,12 @@ class Restorer:
         finally:
             os.close(fd)
 
-    def _temp_name(self) -> bytes:
-        """A fresh temporary name (created with ``O_EXCL`` in the directory it is used in)."""
-        with self._open_lock:
-            self._temp_counter += 1
-            n = self._temp_counter
-        return b".tiervault-restore-%s-%d" % (self._temp_prefix, n)
-
-    def _create_temp(self, f: _File) -> int:
-        """Open the file being written. A destination that did not exist is written in place (there is
-        nothing to replace atomically, and a rename saved per file counts for many small files); an
-        existing one gets a temporary sibling that replaces it at the end."""
-        fd = -1
-        if not f.existed:
-            try:
-                fd = self.fs.create(f.parent, f.name)
-                f.temp = f.name
-            except FileExistsError:
-                f.existed = True  # appeared meanwhile: replace it atomically after all
-        if fd < 0:
-            f.temp = self._temp_name()
-            fd = self.fs.create(f.parent, f.temp)
-        if any(isinstance(c, int) for c in f.node.content):
-            try:
-                os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-
     def _write_blob(
-        self, pack: PackInfo, entry: PackEntry, sealed: memoryview, targets: list[tuple[_File, int]]
+        self,
+        pack: PackInfo,
+        entry: PackEntry,
+        sealed: memoryview,
+        targets: list[tuple[RestoreFile, int]],
     ) -> int:
         plain = self.repo.open_pack_blob(pack, entry, sealed)
         written = 0
@@ -310,63 +255,12 @@ class Restorer:
                 if f.failed:
                     continue
                 try:
-                    written += self._write_at(f, plain, off)
+                    written += self.files.write(f, plain, off)
                 except OSError as exc:
                     f.failed = True
-                    self._discard(f)
+                    self.files.discard(f)
                     self._error(f.rel, exc)
         return written
-
-    def _write_at(self, f: _File, plain: bytes, off: int) -> int:
-        """Write one chunk into ``f`` (lock held); the last write finishes the file at once."""
-        fd = f.fd if f.fd >= 0 else (self._reopen(f) if f.temp else self._create_temp(f))
-        try:
-            view = memoryview(plain)
-            while view:
-                n = os.pwrite(fd, view, off)
-                view, off = view[n:], off + n
-            f.remaining -= 1
-            if f.remaining == 0:
-                owned, fd = fd, -1  # _finish_content closes it, also when it fails
-                self._finish_content(f, owned)
-        finally:
-            if fd >= 0:
-                with self._open_lock:
-                    keep = f.fd == fd or self._open_files < MAX_OPEN_FILES
-                    if keep and f.fd != fd:
-                        self._open_files += 1
-                if keep:
-                    f.fd = fd
-                else:
-                    f.ino = os.fstat(fd).st_ino  # a reopen must find this very file
-                    os.close(fd)
-        return len(plain)
-
-    def _reopen(self, f: _File) -> int:
-        assert f.temp is not None
-        rel = f.parent + b"/" + f.temp if f.parent else f.temp
-        fd = self.fs.open_regular(rel, _REOPEN_FLAGS, ino=f.ino)
-        if fd is None:
-            raise OSError(errno.ESTALE, "the file being restored was replaced meanwhile")
-        return fd
-
-    def _finish_content(self, f: _File, fd: int) -> None:
-        """Metadata through the open descriptor, close, then atomically replace the destination."""
-        try:
-            apply_meta_fd(fd, f.node)
-        finally:
-            os.close(fd)
-            if f.fd == fd:
-                f.fd = -1
-                with self._open_lock:
-                    self._open_files -= 1
-        assert f.temp is not None
-        if f.temp != f.name:
-            self.fs.replace(f.parent, f.temp, f.name)
-        f.temp = None
-        f.done = True
-        with self._open_lock:
-            self.stats.files_written += 1
 
     def _write_run(
         self,
@@ -374,7 +268,7 @@ class Restorer:
         run: list[PackEntry],
         start: int,
         data: bytes,
-        blobs: dict[PackEntry, list[tuple[_File, int]]],
+        blobs: dict[PackEntry, list[tuple[RestoreFile, int]]],
     ) -> int:
         """Open and write every blob of one coalesced range (a worker thread)."""
         view = memoryview(data)
@@ -388,40 +282,18 @@ class Restorer:
             self.incomplete = True
         return self.incomplete
 
-    def _leave_unfinished(self, f: _File) -> None:
-        """A file the deadline cut short: a temporary sibling is removed (the old file stays); a new
-        file written in place stays as it is, and the next restore into the same target rewrites it
-        (it does not hash to the point's content)."""
-        if f.temp is not None and f.temp != f.name:
-            self._discard(f)
-        elif f.fd >= 0:
-            os.close(f.fd)
-            f.fd = -1
-            with self._open_lock:
-                self._open_files -= 1
-
     def _discard_all(self, plan: _Plan) -> None:
         for f in plan.files:
             if not f.done:
-                self._discard(f)
+                self.files.discard(f)
 
-    def _discard(self, f: _File) -> None:
-        if f.fd >= 0:
-            os.close(f.fd)
-            f.fd = -1
-            with self._open_lock:
-                self._open_files -= 1
-        if f.temp is not None:
-            self.fs.unlink(f.parent, f.temp)
-            f.temp = None
-
-    def _finish_file(self, f: _File) -> None:
+    def _finish_file(self, f: RestoreFile) -> None:
         """Files not finished by their last chunk write: hard links and files without data (empty,
         or nothing but holes). Unchanged files got their metadata when they were planned."""
         if f.failed or f.done:
             return
         if f.write and f.remaining:  # the deadline came first: left for the next run
-            self._leave_unfinished(f)
+            self.files.leave_unfinished(f)
             return
         if f.link_to is not None:
             if not f.link_to.done and self.incomplete:
@@ -429,18 +301,18 @@ class Restorer:
             if not f.link_to.done:
                 raise OSError(errno.ENOENT, "the first name of this hard link was not restored")
             if not self.fs.same_inode(f.rel, f.link_to.rel):  # else already this link
-                tmp = self._temp_name()
+                tmp = self.files.temp_name()
                 self.fs.link(f.link_to.rel, f.parent, tmp)
                 self.fs.replace(f.parent, tmp, f.name)
             self.stats.hardlinks += 1
         else:
             assert f.remaining == 0, "a file with pending chunks after the fetch phase"
-            self._finish_content(f, self._create_temp(f))
+            self.files.finish(f, self.files.create(f))
         f.done = True
 
     def _make_other(self, rel: bytes, node: Node) -> None:
         parent, name = split(rel)
-        tmp = self._temp_name()
+        tmp = self.files.temp_name()
         fmt = self.fs.make_node(parent, tmp, node)
         self.fs.replace(parent, tmp, name)
         if fmt == stat.S_IFLNK:
@@ -471,6 +343,7 @@ class Restorer:
                 await self._verify(plan)
         finally:
             self.fs.close()
+        self.stats.files_written = self.files.files_written
         self.stats.duration_s = self.clock.monotonic() - started
         self._refuse_if_nothing_restored()
         return self.stats, self.errors
@@ -502,10 +375,10 @@ class Restorer:
 
     def _plan_files(
         self, plan: _Plan
-    ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]:
-        by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]] = {}
-        links: dict[tuple[int, int], _File] = {}
-        todo: list[tuple[_File, list[tuple[ContentItem, int]]]] = []
+    ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]]:
+        by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]] = {}
+        links: dict[tuple[int, int], RestoreFile] = {}
+        todo: list[tuple[RestoreFile, list[tuple[ContentItem, int]]]] = []
         for f in plan.files:  # nothing touches the target yet: a chunk no index has aborts here
             node = f.node
             self.stats.files += 1
@@ -549,11 +422,11 @@ class Restorer:
         return by_pack
 
     async def _fetch(
-        self, by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]
+        self, by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]]
     ) -> None:
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(pack: PackInfo, blobs: dict[PackEntry, list[tuple[_File, int]]]) -> None:
+        async def one(pack: PackInfo, blobs: dict[PackEntry, list[tuple[RestoreFile, int]]]) -> None:
             entries = sorted(blobs, key=lambda e: e.offset)
             async with sem:
                 self.stats.packs_read += 1
@@ -602,13 +475,13 @@ class Restorer:
                 self._error(b".", exc)
 
     async def _verify(self, plan: _Plan) -> None:
-        def check(f: _File) -> bool:
+        def check(f: RestoreFile) -> bool:
             lengths = self._lengths(f.node.content)
             return self._same_content(f.rel, f.node, lengths, self.fs.lstat(f.rel))
 
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(f: _File) -> None:
+        async def one(f: RestoreFile) -> None:
             async with sem:
                 ok = await asyncio.to_thread(check, f)
             if ok:
