@@ -4,8 +4,8 @@ The first write to a file creates it: a destination that did not exist is writte
 nothing to replace atomically, and a rename saved per file counts for many small files); an existing
 one gets a temporary sibling ``.tiervault-restore-<12 hex>-<n>`` that replaces it at the end. A file
 with holes is truncated to its size first, so holes stay holes. The last write finishes the file at
-once: metadata through the descriptor, close, rename over the destination. At most
-``MAX_OPEN_FILES`` descriptors stay open between writes; a file reopened later must be the same
+once: metadata through the descriptor, close, rename over the destination. At most ``max_open``
+(``MAX_OPEN_FILES``) descriptors stay open between writes; a file reopened later must be the same
 inode. Every name is reached through the target's directory descriptors (``restore_target``).
 """
 
@@ -47,8 +47,9 @@ class RestoreFile:
 class FileWriter:
     """Creates, writes, finishes and discards the files of one restore (thread-safe per file)."""
 
-    def __init__(self, fs: RestoreTarget) -> None:
+    def __init__(self, fs: RestoreTarget, *, max_open: int = MAX_OPEN_FILES) -> None:
         self.fs = fs
+        self.max_open = max(1, max_open)
         #: files whose content was written and put in place
         self.files_written = 0
         self._lock = threading.Lock()
@@ -98,7 +99,7 @@ class FileWriter:
         finally:
             if fd >= 0:
                 with self._lock:
-                    keep = f.fd == fd or self._open_files < MAX_OPEN_FILES
+                    keep = f.fd == fd or self._open_files < self.max_open
                     if keep and f.fd != fd:
                         self._open_files += 1
                 if keep:

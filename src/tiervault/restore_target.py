@@ -40,6 +40,7 @@ DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _NONBLOCK 
 READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | getattr(os, "O_NOCTTY", 0) | _CLOEXEC
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
 _XATTR_IGNORED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
+MAX_OPEN_DIRS = 128  # directory descriptors kept open (beyond those in use at the moment)
 
 
 def split(rel: bytes) -> tuple[bytes, bytes]:
@@ -88,7 +89,7 @@ class _Held:
 class RestoreTarget:
     """The target directory and the descriptors of directories below it (thread-safe)."""
 
-    def __init__(self, path: bytes, *, max_dirs: int = 128) -> None:
+    def __init__(self, path: bytes, *, max_dirs: int = MAX_OPEN_DIRS) -> None:
         self.path = path
         self.max_dirs = max(1, max_dirs)
         self._lock = threading.Lock()
@@ -370,4 +371,13 @@ def is_zero(fd: int, off: int, length: int) -> bool:
     return True
 
 
-__all__ = ["IS_ROOT", "RestoreTarget", "apply_meta_fd", "bad_name", "in_the_way", "is_zero", "split"]
+__all__ = [
+    "IS_ROOT",
+    "MAX_OPEN_DIRS",
+    "RestoreTarget",
+    "apply_meta_fd",
+    "bad_name",
+    "in_the_way",
+    "is_zero",
+    "split",
+]

@@ -43,8 +43,8 @@ from tiervault.errors import IntegrityError, NotFoundError, TiervaultError, Usag
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
-from tiervault.restore_files import FileWriter, RestoreFile
-from tiervault.restore_target import RestoreTarget, apply_meta_fd, bad_name, is_zero, split
+from tiervault.restore_files import MAX_OPEN_FILES, FileWriter, RestoreFile
+from tiervault.restore_target import MAX_OPEN_DIRS, RestoreTarget, apply_meta_fd, bad_name, is_zero, split
 
 log = logging.getLogger("tiervault.restorer")
 
@@ -123,6 +123,8 @@ class Restorer:
         concurrency: int = 4,
         stop_at: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_open_files: int = MAX_OPEN_FILES,
+        max_open_dirs: int = MAX_OPEN_DIRS,
     ) -> None:
         self.repo, self.snapshot = repo, snapshot
         self.target = os.fsencode(os.path.abspath(os.fspath(target)))
@@ -134,8 +136,8 @@ class Restorer:
         #: ``clock.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
         self.stop_at = stop_at
         self.clock = clock
-        self.fs = RestoreTarget(self.target)
-        self.files = FileWriter(self.fs)
+        self.fs = RestoreTarget(self.target, max_dirs=max_open_dirs)
+        self.files = FileWriter(self.fs, max_open=max_open_files)
         self.incomplete = False
         self.stats = RestoreStats()
         self.errors: list[dict[str, str]] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import stat
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -22,7 +23,8 @@ import pytest
 import tiervault
 from tests.e2e import leftovers
 from tests.support.hostile import Planter, node
-from tests.support.trees import File, HardLink, Symlink, build_tree
+from tests.support.trees import File, HardLink, Symlink, assert_trees_equal, build_tree, snapshot_tree
+from tiervault.restorer import Restorer
 
 OUTSIDE_MTIME_NS = 1_234_567_890_123_456_789
 HANG_GUARD_S = 60.0  # only a guard against a hang: the outcome is asserted, never the time taken
@@ -284,3 +286,29 @@ async def test_file_whose_size_disagrees_with_its_content_is_refused(
     assert not (target / "big").exists() and not (target / "short").exists()
     assert result.stats.files_written == 1
     assert leftovers(target) == []
+
+
+# ------------------------------------------------------------------ the descriptor bounds
+
+
+async def test_tight_descriptor_bounds_restore_the_same_tree(vault: tiervault.Vault, tmp_path: Path) -> None:
+    """Directories evicted from the cache and files closed between writes are reopened (each file
+    checked to be the same inode): one directory and one file descriptor at a time are enough."""
+    rnd = random.Random(4)
+    shared = rnd.randbytes(6 << 20)  # several chunks, each written into both copies in turn
+    spec: dict[str, Any] = {f"d{i % 7}/e{i % 3}/f{i:03d}": File(rnd.randbytes(300)) for i in range(120)}
+    spec |= {"a/copy1.bin": File(shared), "b/c/copy2.bin": File(shared)}
+    spec["/".join(f"n{i}" for i in range(20)) + "/leaf"] = File(b"deep")
+    src = tmp_path / "src"
+    build_tree(src, spec)
+    await vault.protect(src, name="tight")
+    point = (await vault.snapshot("tight")).point
+    record = await vault._record(point)
+    for target in (tmp_path / "fresh", tmp_path / "fresh"):  # the second run finds it all unchanged
+        restorer = Restorer(vault._repo, record, target, verify=True, max_open_files=1, max_open_dirs=1)
+        stats, errors = await restorer.run()
+        assert errors == []
+        assert stats.files_verified == stats.files == len(spec)
+    assert stats.files_unchanged == len(spec)
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(tmp_path / "fresh"))
+    assert leftovers(tmp_path / "fresh") == []
