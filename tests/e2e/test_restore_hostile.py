@@ -24,6 +24,7 @@ import tiervault
 from tests.e2e import leftovers
 from tests.support.hostile import Planter, node
 from tests.support.trees import File, HardLink, Symlink, assert_trees_equal, build_tree, snapshot_tree
+from tiervault.restore_target import RestoreTarget
 from tiervault.restorer import Restorer
 
 OUTSIDE_MTIME_NS = 1_234_567_890_123_456_789
@@ -312,3 +313,36 @@ async def test_tight_descriptor_bounds_restore_the_same_tree(vault: tiervault.Va
     assert stats.files_unchanged == len(spec)
     assert_trees_equal(snapshot_tree(src), snapshot_tree(tmp_path / "fresh"))
     assert leftovers(tmp_path / "fresh") == []
+
+
+# ------------------------------------------------------------------ names
+
+
+async def test_name_with_a_nul_byte_is_an_error_for_that_entry(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    plant = Planter(vault)
+    sub = await plant.tree([plant.file("inner", b"x")])
+    root = await plant.tree([plant.file("a\0b", b"evil"), plant.dir("d\0", sub), plant.file("ok", b"ok")])
+    result = await vault.restore(await plant.commit(root), tmp_path / "target", verify=True)
+    assert sorted(e["path"] for e in result.errors) == ["a\0b", "d\0"]
+    assert all("invalid name" in e["error"] for e in result.errors)
+    assert os.listdir(tmp_path / "target") == ["ok"]
+
+
+@pytest.mark.parametrize("rel", [b"..", b".", b"", b"a/../../x", b"../x", b"a//b", b"a/./b", b"x\0"])
+def test_the_target_refuses_names_that_are_not_one_component(tmp_path: Path, rel: bytes) -> None:
+    """Below the decoder's checks: the target itself never resolves ``..`` or an empty component."""
+    (tmp_path / "t" / "a").mkdir(parents=True)
+    target = RestoreTarget(os.fsencode(tmp_path / "t"))
+    target.open()
+    try:
+        ops: list[Callable[[bytes], object]] = [target.lstat, target.make_dir, target.open_regular]
+        if rel:  # dir(b"") is the target itself
+            ops.append(lambda r: target.dir(r).__enter__())
+        for op in ops:
+            with pytest.raises(OSError, match="invalid name"):
+                op(rel)
+    finally:
+        target.close()
+    assert sorted(os.listdir(tmp_path)) == ["t"] and os.listdir(tmp_path / "t") == ["a"]
