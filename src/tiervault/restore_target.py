@@ -124,10 +124,17 @@ class RestoreTarget:
             self._dirs[b""] = root
 
     def close(self) -> None:
+        """Close every cached directory. One still in use (a worker thread that outlived a failed
+        run) is closed when released: a descriptor number is never reused under a running thread."""
         with self._lock:
-            dirs, self._dirs = list(self._dirs.values()), OrderedDict()
-        for d in dirs:
-            os.close(d.fd)
+            dirs, self._dirs = list(self._dirs.items()), OrderedDict()
+            for rel, d in dirs:
+                if not rel:
+                    d.users -= 1  # the target's pin
+                if d.users == 0:
+                    os.close(d.fd)
+                else:
+                    d.stale = True
 
     # ------------------------------------------------------------------ directory descriptors
 

@@ -285,9 +285,13 @@ class Restorer:
         return self.incomplete
 
     def _discard_all(self, plan: _Plan) -> None:
+        """The fetch failed: remove every unfinished file. Each under its lock, and marked failed, as
+        a worker thread of a cancelled task may still be writing (threads cannot be cancelled)."""
         for f in plan.files:
-            if not f.done:
-                self.files.discard(f)
+            with f.lock:
+                if not f.done:
+                    f.failed = True
+                    self.files.discard(f)
 
     def _finish_file(self, f: RestoreFile) -> None:
         """Files not finished by their last chunk write: hard links and files without data (empty,
