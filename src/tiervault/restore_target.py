@@ -291,18 +291,19 @@ class RestoreTarget:
         """Create a symlink, FIFO or device node ``parent/tmp`` with ``node``'s metadata; its type."""
         _check_name(tmp)
         with self.dir(parent) as pfd:
-            if node.type == "symlink":
-                assert node.target is not None
+            if node.type == "symlink" and node.target is not None:
                 os.symlink(node.target, tmp, dir_fd=pfd)
                 fmt = stat.S_IFLNK
             elif node.type == "fifo":
                 os.mkfifo(tmp, 0o600, dir_fd=pfd)
                 fmt = stat.S_IFIFO
-            elif IS_ROOT:
+            elif node.type in ("chardev", "blockdev"):
+                if not IS_ROOT:
+                    raise PermissionError(errno.EPERM, "device files can only be restored by root")
                 fmt = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
                 os.mknod(tmp, 0o600 | fmt, node.rdev, dir_fd=pfd)
             else:
-                raise PermissionError(errno.EPERM, "device files can only be restored by root")
+                raise OSError(errno.EINVAL, f"cannot restore an entry of type {node.type!r}")
             try:
                 _node_meta(pfd, tmp, node, fmt)
             except BaseException:

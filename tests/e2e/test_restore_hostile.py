@@ -102,7 +102,8 @@ async def _dir_then_symlink(p: Planter, out: str) -> str:
 
 async def _symlink_then_dir_of_specials(p: Planter, out: str) -> str:
     """Children created after the symlink replaced the (then empty) directory: a FIFO and links."""
-    sub = await p.tree([p.fifo("f", mode=0o4777), p.symlink("s", "anywhere"), p.symlink("victim", "x")])
+    null = node("dev", "chardev", 0o4666, rdev=os.makedev(1, 3))  # restored only as root
+    sub = await p.tree([null, p.fifo("f", mode=0o4777), p.symlink("s", "anywhere"), p.symlink("victim", "x")])
     return await p.tree([p.symlink("l", out), p.dir("l", sub, mode=0o4777)])
 
 
