@@ -125,3 +125,16 @@ async def test_target_inside_the_protected_source_needs_force(
     in_place = await vault.restore(point, src, verify=True)
     assert in_place.ok and (src / "a.txt").read_bytes() == b"a"
     assert not [r for r in caplog.records if "inside the protected source" in r.getMessage()]
+
+
+async def test_target_that_is_a_symlink_to_a_directory_is_followed_a_fifo_refused(
+    vault: tiervault.Vault, point: tiervault.RecoveryPoint, tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    result = await vault.restore(point, tmp_path / "alias", verify=True)  # the caller named it
+    assert result.ok and (real / "sub" / "c.txt").read_bytes() == b"c"
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(tiervault.UsageError, match="not a directory"):
+        await vault.restore(point, tmp_path / "fifo")
