@@ -144,16 +144,32 @@ class RestoreTarget:
         return _Held(self, self._acquire(rel))
 
     def _acquire(self, rel: bytes) -> _Dir:
+        """Directory ``rel`` in use: from the cache, or opened from its nearest cached ancestor one
+        component at a time (a loop, not a recursion: a tree may be deeper than the stack)."""
         with self._lock:
             d = self._dirs.get(rel)
-            if d is not None:
+            if d is not None:  # the common case: one lookup
                 self._dirs.move_to_end(rel)
                 d.users += 1
                 return d
-        parent, name = split(rel)
-        with self.dir(parent) as pfd:
-            fd = os.open(_check_name(name), DIR_FLAGS, dir_fd=pfd)
-        return self._insert(rel, fd)
+        parts = rel.split(b"/")
+        with self._lock:
+            for depth in range(len(parts) - 1, -1, -1):
+                key = b"/".join(parts[:depth])
+                d = self._dirs.get(key)
+                if d is not None:
+                    self._dirs.move_to_end(key)
+                    d.users += 1
+                    break
+            else:
+                raise OSError(errno.EBADF, "the restore target is closed")
+        for i in range(depth, len(parts)):
+            try:
+                fd = os.open(_check_name(parts[i]), DIR_FLAGS, dir_fd=d.fd)
+            finally:
+                self._release(d)
+            d = self._insert(b"/".join(parts[: i + 1]), fd)
+        return d
 
     def _insert(self, rel: bytes, fd: int) -> _Dir:
         """Cache ``fd`` as directory ``rel`` (in use once); it replaces an older descriptor."""
