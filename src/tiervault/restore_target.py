@@ -49,13 +49,16 @@ def split(rel: bytes) -> tuple[bytes, bytes]:
     return parent, name
 
 
+_NOT_NAMES = frozenset((b"", b".", b".."))
+
+
 def bad_name(name: bytes) -> bool:
     """A name that is not one plain path component (it could address something else)."""
-    return name in (b"", b".", b"..") or b"/" in name or b"\0" in name
+    return name in _NOT_NAMES or b"/" in name or b"\0" in name
 
 
 def _check_name(name: bytes) -> bytes:
-    if bad_name(name):
+    if name in _NOT_NAMES or b"/" in name or b"\0" in name:
         raise OSError(errno.EINVAL, f"invalid name {name!r}")
     return name
 
@@ -233,12 +236,15 @@ class RestoreTarget:
     # ------------------------------------------------------------------ entries
 
     def lstat(self, rel: bytes) -> os.stat_result | None:
-        parent, name = split(rel)
-        with self.dir(parent) as pfd:
-            try:
-                return os.stat(_check_name(name), dir_fd=pfd, follow_symlinks=False)
-            except FileNotFoundError:
-                return None
+        parent, _, name = rel.rpartition(b"/")
+        _check_name(name)
+        d = self._acquire(parent)  # not ``with self.dir``: this and ``create`` run once per file
+        try:
+            return os.stat(name, dir_fd=d.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        finally:
+            self._release(d)
 
     def open_regular(self, rel: bytes, flags: int = READ_FLAGS, ino: int | None = None) -> int | None:
         """A descriptor of the regular file ``rel``, or None if it is something else (or ``ino``
@@ -259,8 +265,12 @@ class RestoreTarget:
 
     def create(self, parent: bytes, name: bytes) -> int:
         """Create ``parent/name`` (it must not exist), mode 0600, open for writing."""
-        with self.dir(parent) as pfd:
-            return os.open(_check_name(name), CREATE_FLAGS, 0o600, dir_fd=pfd)
+        _check_name(name)
+        d = self._acquire(parent)
+        try:
+            return os.open(name, CREATE_FLAGS, 0o600, dir_fd=d.fd)
+        finally:
+            self._release(d)
 
     def unlink(self, parent: bytes, name: bytes) -> None:
         """Remove a name quietly (a temporary file that is no longer needed)."""

@@ -396,8 +396,11 @@ class Restorer:
                     continue
                 links[(node.device, node.inode)] = f
             lengths = self._lengths(node.content)
-            stored = sum(n for _, n in lengths)
-            if stored != node.size or any(isinstance(c, int) and c < 0 for c in node.content):
+            stored, negative = 0, False
+            for _, n in lengths:
+                stored += n
+                negative = negative or n < 0
+            if stored != node.size or negative:
                 # a crafted size (10**12 for 6 bytes) must not become a huge sparse file
                 why = f"stored size {node.size} does not match its content ({stored} bytes)"
                 self._error(f.rel, TiervaultError(why))
