@@ -108,6 +108,8 @@ class RestoreTarget:
         except FileNotFoundError:
             try:
                 os.makedirs(self.path, 0o700, exist_ok=True)
+            except FileExistsError:  # a dangling symlink
+                raise UsageError(f"restore target {shown!r} exists and is not a directory") from None
             except OSError as exc:
                 raise TiervaultError(f"cannot create restore target {shown!r}: {exc.strerror}") from exc
             fd = os.open(self.path, DIR_FLAGS & ~_NOFOLLOW)

@@ -138,3 +138,7 @@ async def test_target_that_is_a_symlink_to_a_directory_is_followed_a_fifo_refuse
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(tiervault.UsageError, match="not a directory"):
         await vault.restore(point, tmp_path / "fifo")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(tiervault.UsageError, match="not a directory"):
+        await vault.restore(point, tmp_path / "dangling")
+    assert not (tmp_path / "nowhere").exists()
