@@ -432,6 +432,47 @@ def test_partial_restore(vault: Path, run: Run, tmp_path: Path) -> None:
     assert out["ok"] is False
     assert [e["path"] for e in out["errors"]] == ["hello.txt"]
     assert (target / "docs" / "report.txt").is_file()
+    assert out["stats"]["files"] == 3
+    assert out["stats"]["files_written"] == 2  # what was written, not what was planned
+    res = run("restore", "latest", "--target", str(target))
+    assert res.code == 3
+    assert "0 written, 2 unchanged" in res.out
+
+
+def test_restore_into_a_read_only_target_is_an_error(vault: Path, run: Run, tmp_path: Path) -> None:
+    snapshot_id(run)
+    target = tmp_path / "read-only"
+    target.mkdir()
+    if os.geteuid() == 0:
+        argv = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)]
+        if subprocess.run(argv, check=False).returncode != 0:
+            pytest.skip("SKIPPED LOUDLY: as root, a read-only directory needs a mount, which failed")
+    else:
+        target.chmod(0o555)
+    try:
+        res = run("restore", "latest", "--target", str(target))
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(target)], check=True)
+        target.chmod(0o755)
+    assert res.code == ExitCode.ERROR, (res.out, res.err)
+    assert "read-only" in res.err or "not writable" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_restore_inside_the_protected_source_needs_force(
+    vault: Path, run: Run, source: Path, tmp_path: Path
+) -> None:
+    snapshot_id(run)
+    inside = source / "restored"
+    res = run("restore", "latest", "--target", str(inside))
+    assert res.code == ExitCode.USAGE
+    assert "inside the protected source" in res.err and "--force" in res.err
+    assert not inside.exists()
+    res = run("restore", "latest", "--target", str(inside), "--force")
+    assert res.code == ExitCode.OK, res.err
+    assert "warning" in res.err and "inside the protected source" in res.err
+    assert (inside / "hello.txt").read_text() == "hello, world\n"
 
 
 def test_usage_errors(vault: Path, run: Run, tmp_path: Path) -> None:

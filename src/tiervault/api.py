@@ -7,6 +7,7 @@ backend decorators are stacked: ``CacheBackend(RetryingBackend(concrete))``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 from collections.abc import Awaitable, Callable, Generator, Sequence
@@ -41,6 +42,7 @@ from tiervault.repo.treewalk import data_packs_of, walk
 from tiervault.restorer import Restorer, RestoreStats
 
 Password = str | bytes
+log = logging.getLogger("tiervault.api")
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -402,7 +404,7 @@ def _stop_time(deadline: float | datetime | None, clock: Clock = SYSTEM_CLOCK) -
     if isinstance(deadline, datetime):
         if deadline.tzinfo is None:
             raise UsageError("deadline must be an aware datetime (with a time zone) or seconds")
-        budget = (deadline - datetime.fromtimestamp(clock.now(), deadline.tzinfo)).total_seconds()
+        budget = deadline.timestamp() - clock.now()
     else:
         try:
             budget = float(deadline)
@@ -444,17 +446,29 @@ def _require_text(value: str, what: str) -> None:
         raise UsageError(f"{what} must be valid UTF-8 text, not {value!r}") from None
 
 
+def _inside_of(target: str | os.PathLike[str], source: str) -> bool:
+    """Does ``target`` lie strictly below ``source`` (symlinks resolved)?"""
+    if not source:
+        return False
+    real = os.path.realpath(os.path.abspath(os.fspath(target)))
+    src = os.path.realpath(source)
+    return real != src and os.path.commonpath([real, src]) == src
+
+
 def _inspect_source(path: str | os.PathLike[str]) -> tuple[str, bool, bool]:
     source = os.path.abspath(os.path.expanduser(os.fspath(path)))
     return source, os.path.exists(source), os.path.isdir(source)
 
 
 class Vault:
-    """An opened repository. Use ``async with tiervault.open(...) as vault``."""
+    """An opened repository. Use ``async with tiervault.open(...) as vault``.
+
+    ``clock`` is the time snapshot and restore deadlines are measured with (``open(..., clock=)``; a
+    fake one makes them testable).
+    """
 
     def __init__(self, repo: Repository, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._repo = repo
-        #: what deadlines are measured by (``open(..., clock=)``; a fake one in tests)
         self._clock = clock
         self._closed = False
         self._cache = _find_cache(repo.backend)
@@ -685,20 +699,30 @@ class Vault:
         exclude: Sequence[str] | None = None,
         verify: bool = False,
         deadline: float | datetime | None = None,
+        force: bool = False,
     ) -> RestoreResult:
         """Rebuild a recovery point (or the selected part of it) under ``target``.
 
         ``paths`` are paths inside the point; ``include``/``exclude`` are glob patterns matched
         against each path and its components. Files already identical in ``target`` are left
-        alone; others are replaced atomically. ``verify`` re-reads every restored file.
+        alone; others are replaced atomically. ``verify`` re-reads every restored file. Nothing
+        outside ``target`` is ever changed, whatever the point holds (docs/architecture.md,
+        "Restore").
 
         ``deadline`` (seconds from now, or an aware datetime): before it, no new read starts; files
         finished by then are complete, and the result is ``incomplete``. The same restore into the
         same target resumes: complete files are recognised by their content and skipped.
+
+        A target inside the item's protected source (the next snapshot would hold the restored copy
+        too) is refused with ``UsageError`` unless ``force``; then it is a warning. Restoring over
+        the source itself is allowed. A restore that could put nothing in place (a read-only target,
+        every entry failing) raises ``TiervaultError``; per-entry failures otherwise are in
+        ``errors``.
         """
-        stop_at = _stop_time(deadline)
+        stop_at = _stop_time(deadline, self._clock)
         before = self._cache.stats() if self._cache is not None else None
         rec = await self._record(point)
+        await self._check_restore_target(rec, target, force)
         restorer = Restorer(
             self._repo,
             rec,
@@ -708,6 +732,7 @@ class Vault:
             exclude=exclude,
             verify=verify,
             stop_at=stop_at,
+            clock=self._clock,
         )
         stats, errors = await restorer.run()
         if self._cache is not None and before is not None:
@@ -718,6 +743,21 @@ class Vault:
         else:
             stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
         return RestoreResult(stats, tuple(errors), restorer.incomplete)
+
+    async def _check_restore_target(
+        self, rec: SnapshotRecord, target: str | os.PathLike[str], force: bool
+    ) -> None:
+        """Refuse (or with ``force`` warn about) a target strictly inside the item's source (the
+        point's ``source``: an item's source never changes, see ``protect``)."""
+        if not await asyncio.to_thread(_inside_of, target, rec.source):
+            return
+        msg = (
+            f"restore target {os.fspath(target)!r} is inside the protected source {rec.source!r} of "
+            f"item {rec.item!r}: the next snapshot would back up the restored copy too"
+        )
+        if not force:
+            raise UsageError(msg + "; restore elsewhere, or pass force=True (--force) to restore there")
+        log.warning("%s (forced)", msg)
 
     # ------------------------------------------------------------------ the disk tier
 

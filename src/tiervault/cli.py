@@ -305,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="start no new read after SECONDS (exit 4); the same restore into the same target resumes",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even into a directory inside the item's protected source (with a warning)",
+    )
 
     p = command("check", "verify the repository's structure and metadata")
     p.add_argument("--read-data", action="store_true", help="also read and authenticate every data pack")
@@ -669,6 +674,7 @@ async def _restore(ctx: _Ctx, vault: Vault) -> int:
             exclude=a.exclude or None,
             verify=a.verify,
             deadline=a.deadline,
+            force=a.force,
         )
     s = result.stats
     if ctx.json:

@@ -3,18 +3,23 @@
 The algorithm (docs/architecture.md, "Restore"), in the spirit of restic's ``internal/restorer``:
 
 1. **Plan.** Walk the point's trees from the root, keeping what ``paths`` / ``include`` / ``exclude``
-   select (and the directories above it). A file already present in the target with the same content
-   (every chunk re-hashed and compared) is not written again; a hard-link group is written once and
-   linked. Each chunk of every other file is filed under the pack that holds it.
+   select (and the directories above it); create the directories. Every chunk of every selected file
+   is located and the file's size checked against its chunks and holes (before anything is written).
+   A file already present in the target with the same content (every chunk re-hashed and compared)
+   is not written again, only given its metadata; a hard-link group is written once and linked.
+   Each chunk of every other file is filed under the pack that holds it.
 2. **Fetch by pack.** Packs are processed concurrently (bounded). For each pack the needed blobs are
    read with as few ranged requests as possible (neighbouring blobs are coalesced), each blob is
    authenticated, decompressed and checked against its keyed id once, then written at every offset
-   that uses it. The first write to a file creates a temporary sibling, truncated to the final size
-   so that holes stay holes; the last write gives it its owner (as root), mode, xattrs and mtime and
-   renames it over the destination. Memory holds at most a few coalesced ranges.
+   that uses it (``restore_files``: the first write creates the file, the last one finishes it and
+   puts it in place). Memory holds at most a few coalesced ranges.
 3. **Finish.** Files without data, hard links, symlinks and special files; directory metadata last,
    deepest first.
 4. **Verify** (optional): every restored file is read back and its chunks re-hashed.
+
+Everything below the target is reached through ``restore_target.RestoreTarget``: directory
+descriptors, ``O_NOFOLLOW`` on every component, never a symlink followed, never a FIFO opened
+(the safety rules are in that module and in docs/architecture.md, "Restore").
 """
 
 from __future__ import annotations
@@ -24,15 +29,13 @@ import errno
 import fnmatch
 import logging
 import os
-import secrets
 import stat
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format.pack import PackEntry
 from tiervault.core.format.tree import ContentItem, Node, node_from_json
@@ -41,13 +44,13 @@ from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, check_point
+from tiervault.restore_files import MAX_OPEN_FILES, FileWriter, RestoreFile
+from tiervault.restore_target import MAX_OPEN_DIRS, RestoreTarget, apply_meta_fd, bad_name, is_zero, split
 
 log = logging.getLogger("tiervault.restorer")
 
 COALESCE_GAP = 256 * 1024
 MAX_RANGE = 8 << 20
-MAX_OPEN_FILES = 256
-_IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @dataclass(slots=True)
@@ -80,25 +83,9 @@ class RestoreStats:
 
 
 @dataclass(slots=True)
-class _File:
-    rel: bytes
-    dest: bytes
-    node: Node
-    write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
-    existed: bool = False  # the destination existed when the restore was planned
-    link_to: _File | None = None
-    remaining: int = 0  # chunk writes still to come; the file is finished when it reaches 0
-    temp: bytes | None = None
-    fd: int = -1
-    done: bool = False
-    failed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(slots=True)
 class _Plan:
     dirs: list[tuple[bytes, Node | None]] = field(default_factory=list)
-    files: list[_File] = field(default_factory=list)
+    files: list[RestoreFile] = field(default_factory=list)
     others: list[tuple[bytes, Node]] = field(default_factory=list)
 
 
@@ -141,6 +128,9 @@ class Restorer:
         verify: bool = False,
         concurrency: int = 4,
         stop_at: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        max_open_files: int = MAX_OPEN_FILES,
+        max_open_dirs: int = MAX_OPEN_DIRS,
     ) -> None:
         self.repo, self.snapshot = repo, snapshot
         self.target = os.fsencode(os.path.abspath(os.fspath(target)))
@@ -149,16 +139,16 @@ class Restorer:
         self.exclude = list(exclude or [])
         self.verify = verify
         self.concurrency = max(1, concurrency)
-        #: ``time.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
+        #: ``clock.monotonic()`` after which no new range is fetched (a deadline); see ``incomplete``
         self.stop_at = stop_at
+        self.clock = clock
+        self.fs = RestoreTarget(self.target, max_dirs=max_open_dirs)
+        self.files = FileWriter(self.fs, max_open=max_open_files)
         self.incomplete = False
         self.stats = RestoreStats()
         self.errors: list[dict[str, str]] = []
         self._whole = self.paths is None and not self.include and not self.exclude
-        self._open_lock = threading.Lock()
-        self._open_files = 0
-        self._temp_prefix = secrets.token_hex(6).encode()
-        self._temp_counter = 0
+        self._dirs_done = 0  # directories below the target whose metadata was applied
 
     # ------------------------------------------------------------------ selection
 
@@ -186,6 +176,9 @@ class Restorer:
         any_selected = False
         for node in await self.repo.load_tree(tree):
             child = rel + b"/" + node.name if rel else node.name
+            if bad_name(node.name):  # the decoder refuses these; a restore never relies on it
+                self._error(child, TiervaultError(f"invalid name {node.name!r} in the recovery point"))
+                continue
             if node.type == "dir":
                 if not self._may_contain(child):
                     continue
@@ -201,9 +194,8 @@ class Restorer:
             if not self._selected(child):
                 continue
             any_selected = True
-            dest = os.path.join(self.target, child)
             if node.type == "file":
-                plan.files.append(_File(child, dest, node))
+                plan.files.append(RestoreFile(child, rel, node.name, node))
             else:
                 plan.others.append((child, node))
         return any_selected
@@ -219,59 +211,50 @@ class Restorer:
             out.append((item, self.repo.locate(item).entry.raw_length))
         return out
 
-    def _same_content(self, path: bytes, node: Node) -> bool:
-        """Does the file at ``path`` hold exactly ``node``'s content? Reads and re-hashes it."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
+    def _same_content(
+        self,
+        rel: bytes,
+        node: Node,
+        lengths: list[tuple[ContentItem, int]],
+        st: os.stat_result | None,
+        *,
+        apply_meta: bool = False,
+    ) -> bool:
+        """Does the regular file ``rel`` (``st``: its lstat) hold exactly ``node``'s content? Reads
+        and re-hashes it; anything that is not a regular file of the right size is not opened. With
+        ``apply_meta``, a file found identical gets ``node``'s metadata through the same descriptor."""
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
             return False
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != node.size:
-                return False
+            fd = self.fs.open_regular(rel, ino=st.st_ino)
+        except OSError:
+            return False
+        if fd is None:
+            return False
+        try:
             off = 0
             key = self.repo.keys.chunk_id
-            for item, length in self._lengths(node.content):
+            for item, length in lengths:
                 if isinstance(item, int):
-                    if not _is_zero(fd, off, length):
+                    if not is_zero(fd, off, length):
                         return False
                 elif chunk_id(key, os.pread(fd, length, off)) != item:
                     return False
                 off += length
-            return off == node.size
+            if off != node.size:
+                return False
+            if apply_meta:
+                apply_meta_fd(fd, node)
+            return True
         finally:
             os.close(fd)
 
-    def _temp_name(self, dest: bytes) -> bytes:
-        with self._open_lock:
-            self._temp_counter += 1
-            n = self._temp_counter
-        return os.path.join(os.path.dirname(dest), b".tiervault-restore-%s-%d" % (self._temp_prefix, n))
-
-    def _create_temp(self, f: _File) -> int:
-        """Open the file being written. A destination that did not exist is written in place (there is
-        nothing to replace atomically, and a rename saved per file counts for many small files); an
-        existing one gets a temporary sibling that replaces it at the end."""
-        fd = -1
-        if not f.existed:
-            try:
-                fd = os.open(f.dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                f.temp = f.dest
-            except FileExistsError:
-                f.existed = True  # appeared meanwhile: replace it atomically after all
-        if fd < 0:
-            f.temp = self._temp_name(f.dest)
-            fd = os.open(f.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        if any(isinstance(c, int) for c in f.node.content):
-            try:
-                os.ftruncate(fd, f.node.size)  # holes stay holes: only data is written
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-
     def _write_blob(
-        self, pack: PackInfo, entry: PackEntry, sealed: memoryview, targets: list[tuple[_File, int]]
+        self,
+        pack: PackInfo,
+        entry: PackEntry,
+        sealed: memoryview,
+        targets: list[tuple[RestoreFile, int]],
     ) -> int:
         plain = self.repo.open_pack_blob(pack, entry, sealed)
         written = 0
@@ -280,52 +263,12 @@ class Restorer:
                 if f.failed:
                     continue
                 try:
-                    written += self._write_at(f, plain, off)
+                    written += self.files.write(f, plain, off)
                 except OSError as exc:
                     f.failed = True
-                    self._discard(f)
+                    self.files.discard(f)
                     self._error(f.rel, exc)
         return written
-
-    def _write_at(self, f: _File, plain: bytes, off: int) -> int:
-        """Write one chunk into ``f`` (lock held); the last write finishes the file at once."""
-        fd = f.fd if f.fd >= 0 else (os.open(f.temp, os.O_WRONLY) if f.temp else self._create_temp(f))
-        try:
-            view = memoryview(plain)
-            while view:
-                n = os.pwrite(fd, view, off)
-                view, off = view[n:], off + n
-            f.remaining -= 1
-            if f.remaining == 0:
-                owned, fd = fd, -1  # _finish_content closes it, also when it fails
-                self._finish_content(f, owned)
-        finally:
-            if fd >= 0:
-                with self._open_lock:
-                    keep = f.fd == fd or self._open_files < MAX_OPEN_FILES
-                    if keep and f.fd != fd:
-                        self._open_files += 1
-                if keep:
-                    f.fd = fd
-                else:
-                    os.close(fd)
-        return len(plain)
-
-    def _finish_content(self, f: _File, fd: int) -> None:
-        """Metadata through the open descriptor, close, then atomically replace the destination."""
-        try:
-            self._apply_meta_fd(fd, f.node)
-        finally:
-            os.close(fd)
-            if f.fd == fd:
-                f.fd = -1
-                with self._open_lock:
-                    self._open_files -= 1
-        assert f.temp is not None
-        if f.temp != f.dest:
-            _replace(f.temp, f.dest)
-        f.temp = None
-        f.done = True
 
     def _write_run(
         self,
@@ -333,7 +276,7 @@ class Restorer:
         run: list[PackEntry],
         start: int,
         data: bytes,
-        blobs: dict[PackEntry, list[tuple[_File, int]]],
+        blobs: dict[PackEntry, list[tuple[RestoreFile, int]]],
     ) -> int:
         """Open and write every blob of one coalesced range (a worker thread)."""
         view = memoryview(data)
@@ -343,136 +286,56 @@ class Restorer:
         )
 
     def _deadline_passed(self) -> bool:
-        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+        if self.stop_at is not None and self.clock.monotonic() >= self.stop_at:
             self.incomplete = True
         return self.incomplete
 
-    def _leave_unfinished(self, f: _File) -> None:
-        """A file the deadline cut short: a temporary sibling is removed (the old file stays); a new
-        file written in place stays as it is, and the next restore into the same target rewrites it
-        (it does not hash to the point's content)."""
-        if f.temp is not None and f.temp != f.dest:
-            self._discard(f)
-        elif f.fd >= 0:
-            os.close(f.fd)
-            f.fd = -1
-            with self._open_lock:
-                self._open_files -= 1
-
     def _discard_all(self, plan: _Plan) -> None:
+        """The fetch failed: remove every unfinished file. Each under its lock, and marked failed, as
+        a worker thread of a cancelled task may still be writing (threads cannot be cancelled)."""
         for f in plan.files:
-            if not f.done:
-                self._discard(f)
+            with f.lock:
+                if not f.done:
+                    f.failed = True
+                    self.files.discard(f)
 
-    def _discard(self, f: _File) -> None:
-        if f.fd >= 0:
-            os.close(f.fd)
-            f.fd = -1
-            with self._open_lock:
-                self._open_files -= 1
-        if f.temp is not None:
-            try:
-                os.unlink(f.temp)
-            except OSError:
-                pass
-            f.temp = None
-
-    def _apply_meta_fd(self, fd: int, node: Node) -> None:
-        if _IS_ROOT:
-            os.fchown(fd, node.uid, node.gid)
-        os.fchmod(fd, node.mode)
-        for name, value in node.xattrs:
-            try:
-                os.setxattr(fd, name, value)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-                    raise
-        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
-
-    def _apply_meta(self, path: bytes, node: Node, *, is_link: bool = False) -> None:
-        if _IS_ROOT:
-            os.chown(path, node.uid, node.gid, follow_symlinks=False)
-        if not is_link:
-            os.chmod(path, node.mode)
-        for name, value in node.xattrs:
-            try:
-                os.setxattr(path, name, value, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-                    raise
-                log.debug("xattr %s not restored on %r: %s", name, path, exc)
-        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=not is_link)
-
-    def _finish_file(self, f: _File) -> None:
-        """Files not finished by their last chunk write: hard links, unchanged files, and files
-        without data (empty, or nothing but holes)."""
+    def _finish_file(self, f: RestoreFile) -> None:
+        """Files not finished by their last chunk write: hard links and files without data (empty,
+        or nothing but holes). Unchanged files got their metadata when they were planned."""
         if f.failed or f.done:
             return
         if f.write and f.remaining:  # the deadline came first: left for the next run
-            self._leave_unfinished(f)
+            self.files.leave_unfinished(f)
             return
         if f.link_to is not None:
             if not f.link_to.done and self.incomplete:
                 return
             if not f.link_to.done:
                 raise OSError(errno.ENOENT, "the first name of this hard link was not restored")
-            if os.path.lexists(f.dest) and os.path.samestat(os.lstat(f.dest), os.lstat(f.link_to.dest)):
-                f.done = True  # already this link (rename onto the same inode would be a no-op)
-                return
-            tmp = self._temp_name(f.dest)
-            os.link(f.link_to.dest, tmp)
-            _replace(tmp, f.dest)
-        elif not f.write:  # unchanged content: metadata only
-            self._apply_meta(f.dest, f.node)
+            if not self.fs.same_inode(f.rel, f.link_to.rel):  # else already this link
+                tmp = self.files.temp_name()
+                self.fs.link(f.link_to.rel, f.parent, tmp)
+                self.fs.replace(f.parent, tmp, f.name)
+            self.stats.hardlinks += 1
         else:
             assert f.remaining == 0, "a file with pending chunks after the fetch phase"
-            self._finish_content(f, self._create_temp(f))
+            self.files.finish(f, self.files.create(f))
         f.done = True
 
     def _make_other(self, rel: bytes, node: Node) -> None:
-        dest = os.path.join(self.target, rel)
-        tmp = self._temp_name(dest)
-        if node.type == "symlink":
-            assert node.target is not None
-            os.symlink(node.target, tmp)
-            self._apply_meta(tmp, node, is_link=True)
+        parent, name = split(rel)
+        tmp = self.files.temp_name()
+        fmt = self.fs.make_node(parent, tmp, node)
+        self.fs.replace(parent, tmp, name)
+        if fmt == stat.S_IFLNK:
             self.stats.symlinks += 1
         else:
-            if node.type == "fifo":
-                os.mkfifo(tmp, 0o600)
-            elif _IS_ROOT:
-                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-                os.mknod(tmp, 0o600 | kind, node.rdev)
-            else:
-                raise PermissionError(errno.EPERM, "device files can only be restored by root")
-            self._apply_meta(tmp, node)
             self.stats.others += 1
-        _replace(tmp, dest)
-
-    def _make_dir(self, rel: bytes) -> None:
-        """Create one directory of the plan. What stands in its way (a file, or a symlink — never
-        followed, or the restore could write outside its target) is replaced. The target itself
-        must be a directory or absent."""
-        if not rel:
-            if os.path.lexists(self.target) and not os.path.isdir(self.target):
-                raise UsageError(f"restore target {os.fsdecode(self.target)!r} exists and is not a directory")
-            os.makedirs(self.target, 0o700, exist_ok=True)
-            return
-        dest = os.path.join(self.target, rel)
-        try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            os.mkdir(dest, 0o700)
-            return
-        if stat.S_ISDIR(st.st_mode):
-            return
-        os.unlink(dest)
-        os.mkdir(dest, 0o700)
 
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> tuple[RestoreStats, list[dict[str, str]]]:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         # a bad root, or a point whose shared subtrees expand beyond what can be planned: refuse now
         await check_point(self.repo, self.snapshot, max_entries=self.max_entries, max_depth=self.max_depth)
         plan = _Plan()
@@ -480,18 +343,36 @@ class Restorer:
         await self._walk(bytes.fromhex(self.snapshot.tree), b"", plan)
         if not self._whole and not plan.files and not plan.others and not plan.dirs:
             raise NotFoundError("nothing in the recovery point matches the given paths/patterns")
-        await asyncio.to_thread(self._make_dirs, plan)
-        by_pack = await asyncio.to_thread(self._plan_files, plan)
+        await asyncio.to_thread(self.fs.open)
         try:
-            await self._fetch(by_pack)
-        except BaseException:
-            await asyncio.to_thread(self._discard_all, plan)
-            raise
-        await asyncio.to_thread(self._finish, plan, root)
-        if self.verify:
-            await self._verify(plan)
-        self.stats.duration_s = time.monotonic() - started
+            await asyncio.to_thread(self._make_dirs, plan)
+            by_pack = await asyncio.to_thread(self._plan_files, plan)
+            try:
+                await self._fetch(by_pack)
+            except BaseException:
+                await asyncio.to_thread(self._discard_all, plan)
+                raise
+            await asyncio.to_thread(self._finish, plan, root)
+            if self.verify:
+                await self._verify(plan)
+        finally:
+            self.fs.close()
+        self.stats.files_written = self.files.files_written
+        self.stats.duration_s = self.clock.monotonic() - started
+        self._refuse_if_nothing_restored()
         return self.stats, self.errors
+
+    def _refuse_if_nothing_restored(self) -> None:
+        """Errors and not a single entry in place: the restore failed as a whole, not partly."""
+        s = self.stats
+        done = s.files_written + s.files_unchanged + s.hardlinks + s.symlinks + s.others + self._dirs_done
+        if self.errors and not done and not self.incomplete:
+            first, n = self.errors[0], len(self.errors)
+            raise TiervaultError(
+                f"nothing could be restored into {os.fsdecode(self.target)!r}: "
+                f"{n} {'entry' if n == 1 else 'entries'} failed, "
+                f"the first {first['path']!r}: {first['error']}"
+            )
 
     def _error(self, rel: bytes, exc: BaseException) -> None:
         msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -499,20 +380,20 @@ class Restorer:
         self.errors.append({"path": os.fsdecode(rel), "error": msg})
 
     def _make_dirs(self, plan: _Plan) -> None:
-        self._make_dir(b"")
         for rel, _node in plan.dirs:
             try:
-                self._make_dir(rel)
+                self.fs.make_dir(rel)
                 self.stats.dirs += 1
             except OSError as exc:
                 self._error(rel, exc)
 
     def _plan_files(
         self, plan: _Plan
-    ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]:
-        by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]] = {}
-        links: dict[tuple[int, int], _File] = {}
-        for f in plan.files:
+    ) -> dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]]:
+        by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]] = {}
+        links: dict[tuple[int, int], RestoreFile] = {}
+        todo: list[tuple[RestoreFile, list[tuple[ContentItem, int]]]] = []
+        for f in plan.files:  # nothing touches the target yet: a chunk no index has aborts here
             node = f.node
             self.stats.files += 1
             self.stats.bytes_total += node.size
@@ -520,22 +401,35 @@ class Restorer:
                 first = links.get((node.device, node.inode))
                 if first is not None:
                     f.link_to = first
-                    self.stats.hardlinks += 1
                     continue
                 links[(node.device, node.inode)] = f
+            lengths = self._lengths(node.content)
+            stored, negative = 0, False
+            for _, n in lengths:
+                stored += n
+                negative = negative or n < 0
+            if stored != node.size or negative:
+                # a crafted size (10**12 for 6 bytes) must not become a huge sparse file
+                why = f"stored size {node.size} does not match its content ({stored} bytes)"
+                self._error(f.rel, TiervaultError(why))
+                f.failed = True
+                continue
+            todo.append((f, lengths))
+        for f, lengths in todo:
             try:
-                f.existed = os.path.lexists(f.dest)
-                if f.existed and self._same_content(f.dest, node):
+                st = self.fs.lstat(f.rel)
+                f.existed = st is not None
+                if self._same_content(f.rel, f.node, lengths, st, apply_meta=True):
                     self.stats.files_unchanged += 1
+                    f.done = True
                     continue
             except OSError as exc:
                 self._error(f.rel, exc)
                 f.failed = True
                 continue
             f.write = True
-            self.stats.files_written += 1
             off = 0
-            for item, length in self._lengths(node.content):
+            for item, length in lengths:
                 if not isinstance(item, int):
                     loc = self.repo.locate(item)
                     slot = by_pack.setdefault(loc.pack.id, (loc.pack, defaultdict(list)))
@@ -545,11 +439,11 @@ class Restorer:
         return by_pack
 
     async def _fetch(
-        self, by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[_File, int]]]]]
+        self, by_pack: dict[str, tuple[PackInfo, dict[PackEntry, list[tuple[RestoreFile, int]]]]]
     ) -> None:
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(pack: PackInfo, blobs: dict[PackEntry, list[tuple[_File, int]]]) -> None:
+        async def one(pack: PackInfo, blobs: dict[PackEntry, list[tuple[RestoreFile, int]]]) -> None:
             entries = sorted(blobs, key=lambda e: e.offset)
             async with sem:
                 self.stats.packs_read += 1
@@ -587,22 +481,28 @@ class Restorer:
         for rel, dnode in reversed(plan.dirs):
             assert dnode is not None
             try:
-                self._apply_meta(os.path.join(self.target, rel), dnode)
+                self.fs.dir_meta(rel, dnode)
+                self._dirs_done += 1
             except OSError as exc:
                 self._error(rel, exc)
         if self._whole:
             try:
-                self._apply_meta(self.target, root)
+                self.fs.dir_meta(b"", root)
             except OSError as exc:
                 self._error(b".", exc)
 
     async def _verify(self, plan: _Plan) -> None:
-        def check(f: _File) -> bool:
-            return self._same_content(f.dest, f.node)
+        def check(f: RestoreFile) -> bool:
+            lengths = self._lengths(f.node.content)
+            try:
+                st = self.fs.lstat(f.rel)
+            except OSError:  # its directory is no longer one: what it held is out of reach
+                return False
+            return self._same_content(f.rel, f.node, lengths, st)
 
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(f: _File) -> None:
+        async def one(f: RestoreFile) -> None:
             async with sem:
                 ok = await asyncio.to_thread(check, f)
             if ok:
@@ -616,7 +516,7 @@ class Restorer:
         try:
             async with asyncio.TaskGroup() as tg:
                 for f in plan.files:
-                    if os.fsdecode(f.rel) not in failed and not (f.write and f.remaining):
+                    if os.fsdecode(f.rel) not in failed and not f.failed and not (f.write and f.remaining):
                         tg.create_task(one(f))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
@@ -633,35 +533,3 @@ def _coalesce(entries: list[PackEntry]) -> list[list[PackEntry]]:
                 continue
         runs.append([e])
     return runs
-
-
-def _replace(tmp: bytes, dest: bytes) -> None:
-    try:
-        os.rename(tmp, dest)
-    except IsADirectoryError:
-        os.rmdir(dest)  # only an empty directory stands in the way; a full one stays an error
-        os.rename(tmp, dest)
-    except OSError as exc:
-        if exc.errno == errno.ENOTEMPTY:
-            os.unlink(tmp)
-            raise OSError(errno.EEXIST, "a non-empty directory is in the way") from exc
-        raise
-
-
-def _is_zero(fd: int, off: int, length: int) -> bool:
-    end = off + length
-    seek_data = getattr(os, "SEEK_DATA", None)
-    while off < end:
-        if seek_data is not None:
-            try:
-                nxt = os.lseek(fd, off, seek_data)
-            except OSError:
-                return True  # ENXIO: nothing but hole until EOF
-            if nxt >= end:
-                return True
-            off = nxt
-        block = os.pread(fd, min(1 << 20, end - off), off)
-        if not block or block.count(0) != len(block):
-            return False
-        off += len(block)
-    return True

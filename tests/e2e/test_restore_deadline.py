@@ -1,19 +1,50 @@
-"""Time-boxed restores: stop before the deadline, then resume into the same target."""
+"""Time-boxed restores: stop before the deadline, then resume into the same target.
+
+Time is the vault's :class:`~tiervault.clock.Clock`: a fake one that moves only when the store is
+read (every ranged read of a data pack "takes" ``READ_SECONDS``), so the deadline passes after a
+known amount of work, without a real clock or a patched predicate.
+"""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import tiervault
-from tests.e2e import KiB, MiB
+from tests.e2e import PASSWORD, KiB, MiB, leftovers
+from tests.support import FakeClock
 from tests.support.trees import File, assert_trees_equal, build_tree, snapshot_tree
+from tiervault.backend.base import Backend
+from tiervault.backend.local import LocalBackend
+from tiervault.repo.repository import Repository
+
+READ_SECONDS = 10.0
+BUDGET_SECONDS = 40.0  # 10% (4 s) is kept in reserve: reads may start until 36 s have passed
 
 
+class TimedReads:
+    """A backend whose ranged reads of data packs advance ``clock`` (everything else is ``inner``)."""
+
+    def __init__(self, inner: Backend, clock: FakeClock) -> None:
+        self._inner, self._clock = inner, clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        data = await self._inner.get(name, offset=offset, length=length)
+        if name.startswith("data/"):
+            self._clock.advance(READ_SECONDS)
+        return data
+
+
+@pytest.mark.parametrize("form", ["seconds", "datetime"])
 async def test_restore_deadline_then_resume_into_the_same_target(
-    vault: tiervault.Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vault: tiervault.Vault, repo_path: Path, tmp_path: Path, form: str
 ) -> None:
     src = tmp_path / "src"
     rnd = random.Random(9)
@@ -22,25 +53,29 @@ async def test_restore_deadline_then_resume_into_the_same_target(
     build_tree(src, spec)
     await vault.protect(src, name="src")
     point = (await vault.snapshot("src")).point
-    out = tmp_path / "out"
 
-    from tiervault.restorer import Restorer
+    clock = FakeClock()
+    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
+    async with tiervault.Vault(repo, clock=clock) as timed:
+        whole = await timed.restore(point, tmp_path / "whole")  # no deadline: every range
+        assert whole.ok and not whole.incomplete
+        assert whole.stats.read_requests >= 10
 
-    ticks = {"n": 0}
+        out = tmp_path / "out"
+        deadline: float | datetime = BUDGET_SECONDS
+        if form == "datetime":
+            deadline = datetime.fromtimestamp(clock.now() + BUDGET_SECONDS, UTC)
+        started = clock.monotonic()
+        first = await timed.restore(point, out, deadline=deadline, verify=True)
+        assert first.incomplete and first.ok, first.errors
+        # reads start at 0, 10, 20 and 30 s; up to 3 more were already under way (4 packs at a time)
+        assert 4 <= first.stats.read_requests <= 7 < whole.stats.read_requests
+        assert clock.monotonic() - started == READ_SECONDS * first.stats.read_requests
+        assert 0 < first.stats.files_written < first.stats.files
+        assert leftovers(out) == [], "temporary files left behind"
 
-    def passed(self: Restorer) -> bool:  # the deadline passes after the first 3 range reads
-        ticks["n"] += 1
-        self.incomplete = self.incomplete or ticks["n"] > 3
-        return self.incomplete
-
-    with monkeypatch.context() as m:
-        m.setattr(Restorer, "_deadline_passed", passed)
-        first = await vault.restore(point, out, deadline=60, verify=True)
-    assert first.incomplete and first.ok, first.errors
-    assert first.stats.read_requests == 3
-    assert not [p for p in out.rglob(".tiervault-restore-*")], "temporary files left behind"
-
-    second = await vault.restore(point, out, verify=True)
+        second = await timed.restore(point, out, verify=True)
     assert not second.incomplete and second.ok
-    assert second.stats.files_unchanged > 0, "files finished by the first run were written again"
+    assert second.stats.files_unchanged >= first.stats.files_written, "finished files were written again"
+    assert second.stats.files_written == second.stats.files - second.stats.files_unchanged
     assert_trees_equal(snapshot_tree(src), snapshot_tree(out))
