@@ -7,7 +7,7 @@ from tiervault import Vault
 from .context import Context, vault_command
 from .exitcodes import ExitCode
 from .options import Commands
-from .output import count, errors_table, filesize, progress
+from .output import count, filesize, print_problems, progress
 
 
 def register(commands: Commands) -> None:
@@ -27,12 +27,9 @@ async def _check(ctx: Context, vault: Vault) -> int:
             f"({result.packs_read:,} read, {filesize(result.bytes_read)})",
             soft_wrap=True,
         )
-        if result.warnings:
-            ctx.out.print(f"{count(len(result.warnings), 'warning')}:")
-            ctx.out.print(errors_table(result.warnings, key="object", kind="warning"))
-        if result.errors:
-            ctx.out.print(f"{count(len(result.errors), 'error')}:")
-            ctx.out.print(errors_table(result.errors, key="object"))
-        else:
+        warnings, errors = result.warnings, result.errors
+        print_problems(ctx, warnings, count(len(warnings), "warning"), key="object", kind="warning")
+        print_problems(ctx, errors, count(len(errors), "error"), key="object")
+        if not errors:
             ctx.out.print("no errors found")
     return ExitCode.OK if result.ok else ExitCode.INTEGRITY

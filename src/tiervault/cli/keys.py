@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from tiervault import Vault
+from tiervault import ScryptParams, Vault
 
 from . import passwords
-from .context import Context, Handler, VaultRun, run_on_vault, vault_command
+from .context import Context, Handler, run_on_vault, vault_command
 from .exitcodes import ExitCode
 from .options import Commands, add_kdf_option, kdf
 from .output import table, when
@@ -17,11 +17,15 @@ from .output import table, when
 def register(commands: Commands) -> None:
     keys = commands.add_group("key", "manage the repository's passwords (key slots)", dest="key_command")
     keys.add("list", "list the key slots", vault_command(_list))
-    p = keys.add("add", "add a password", _with_new_password(_add))
+    p = keys.add("add", "add a password", _new_key(_add_key, "added key {}"))
     _add_new_password_options(p)
     p = keys.add("remove", "remove a key slot (not the one in use)", vault_command(_remove))
     p.add_argument("id", metavar="ID", help="a key id or unique prefix")
-    p = keys.add("passwd", "change the password in use (replaces its key slot)", _with_new_password(_passwd))
+    p = keys.add(
+        "passwd",
+        "change the password in use (replaces its key slot)",
+        _new_key(_change_password, "password changed: key {} replaces the old one"),
+    )
     _add_new_password_options(p)
 
 
@@ -35,12 +39,35 @@ def _add_new_password_options(p: argparse.ArgumentParser) -> None:
     add_kdf_option(p)
 
 
-def _with_new_password(make: Callable[[bytes], VaultRun]) -> Handler:
-    """A handler asking for the repository's password, then the new one, then running ``make(new)``."""
+#: Makes a key slot for a new password (``vault``, ``new_password``, ``kdf``); returns the new key's id.
+_KeyMaker = Callable[[Vault, bytes, ScryptParams | None], Awaitable[str]]
+
+
+async def _add_key(vault: Vault, new_password: bytes, kdf: ScryptParams | None) -> str:
+    return await vault.add_key(new_password, kdf=kdf)
+
+
+async def _change_password(vault: Vault, new_password: bytes, kdf: ScryptParams | None) -> str:
+    return await vault.change_password(new_password, kdf=kdf)
+
+
+def _new_key(make: _KeyMaker, done: str) -> Handler:
+    """A command making a key slot for a new password: ask for the repository's password, then the new
+    one; then ``make`` the slot and print its id (``done`` formats the short id)."""
 
     def handler(ctx: Context) -> int:
         password = passwords.password(ctx.args)
-        return run_on_vault(ctx, password, make(passwords.new_password(ctx.args)))
+        new_password = passwords.new_password(ctx.args)
+
+        async def run(ctx: Context, vault: Vault) -> int:
+            kid = await make(vault, new_password, kdf(ctx.args))
+            if ctx.json:
+                ctx.emit({"id": kid})
+            else:
+                ctx.out.print(done.format(kid[:16]))
+            return ExitCode.OK
+
+        return run_on_vault(ctx, password, run)
 
     return handler
 
@@ -63,18 +90,6 @@ async def _list(ctx: Context, vault: Vault) -> int:
     return ExitCode.OK
 
 
-def _add(new_password: bytes) -> VaultRun:
-    async def run(ctx: Context, vault: Vault) -> int:
-        kid = await vault.add_key(new_password, kdf=kdf(ctx.args))
-        if ctx.json:
-            ctx.emit({"id": kid})
-        else:
-            ctx.out.print(f"added key {kid[:16]}")
-        return ExitCode.OK
-
-    return run
-
-
 async def _remove(ctx: Context, vault: Vault) -> int:
     before = {k.id for k in await vault.keys()}
     await vault.remove_key(ctx.args.id)
@@ -84,15 +99,3 @@ async def _remove(ctx: Context, vault: Vault) -> int:
     else:
         ctx.out.print("removed key " + ", ".join(k[:16] for k in removed))
     return ExitCode.OK
-
-
-def _passwd(new_password: bytes) -> VaultRun:
-    async def run(ctx: Context, vault: Vault) -> int:
-        kid = await vault.change_password(new_password, kdf=kdf(ctx.args))
-        if ctx.json:
-            ctx.emit({"id": kid})
-        else:
-            ctx.out.print(f"password changed: key {kid[:16]} replaces the old one")
-        return ExitCode.OK
-
-    return run

@@ -32,6 +32,7 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "count",
     "errors_table",
+    "print_problems",
     "filesize",
     "logging_to",
     "print_error",
@@ -71,6 +72,15 @@ def errors_table(errors: Sequence[dict[str, str]], key: str = "path", kind: str 
     for e in errors:
         t.add_row(text(e.get(key, "?")), text(e.get(kind, "")))
     return t
+
+
+def print_problems(
+    ctx: Context, problems: Sequence[dict[str, str]], heading: str, key: str = "path", kind: str = "error"
+) -> None:
+    """When there are ``problems``: the line ``heading:``, then their table (see :func:`errors_table`)."""
+    if problems:
+        ctx.out.print(f"{heading}:")
+        ctx.out.print(errors_table(problems, key=key, kind=kind))
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from . import passwords
 from .context import Context, run_on_vault
 from .exitcodes import ExitCode
 from .options import Commands
-from .output import count, errors_table, filesize, progress, text
+from .output import count, filesize, print_problems, progress, text
 
 
 def register(commands: Commands) -> None:
@@ -80,9 +80,9 @@ async def _restore(ctx: Context, vault: Vault) -> int:
             f"  time:  {s.duration_s:.2f} s",
             soft_wrap=True,
         )
-        if result.errors:
-            ctx.out.print(f"{count(len(result.errors), 'entry', 'entries')} could not be restored:")
-            ctx.out.print(errors_table(result.errors))
+        print_problems(
+            ctx, result.errors, f"{count(len(result.errors), 'entry', 'entries')} could not be restored"
+        )
     if not result.ok:
         return ExitCode.PARTIAL
     return ExitCode.INCOMPLETE if result.incomplete else ExitCode.OK

@@ -8,7 +8,7 @@ from tiervault import Vault
 from .context import Context, vault_command
 from .exitcodes import ExitCode
 from .options import Commands
-from .output import count, errors_table, filesize, progress, table, text
+from .output import count, filesize, print_problems, progress
 
 
 def register(commands: Commands) -> None:
@@ -59,15 +59,15 @@ async def _snapshot(ctx: Context, vault: Vault) -> int:
             f"  time:  {s.duration_s:.2f} s",
             soft_wrap=True,
         )
-        if result.errors:
-            ctx.out.print(f"{count(len(result.errors), 'entry', 'entries')} could not be backed up:")
-            ctx.out.print(errors_table(result.errors))
-        if result.warnings:
-            ctx.out.print(f"{count(len(result.warnings), 'file')} changed while being backed up:")
-            t = table("Path", "Warning")
-            for w in result.warnings:
-                t.add_row(text(w.get("path", "?")), text(w.get("warning", "")))
-            ctx.out.print(t)
+        print_problems(
+            ctx, result.errors, f"{count(len(result.errors), 'entry', 'entries')} could not be backed up"
+        )
+        print_problems(
+            ctx,
+            result.warnings,
+            f"{count(len(result.warnings), 'file')} changed while being backed up",
+            kind="warning",
+        )
     if result.incomplete:
         return ExitCode.INCOMPLETE
     return ExitCode.PARTIAL if result.partial else ExitCode.OK
