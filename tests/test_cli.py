@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import errno
 import getpass
 import io
@@ -20,7 +22,7 @@ import pytest
 import tiervault
 from tests.support.azurite import Azurite, unique_container_name
 from tiervault import cli
-from tiervault.cli import ExitCode, exit_code_for, main
+from tiervault.cli import ExitCode, context, exit_code_for, main, output, passwords
 
 PASSWORD = "correct horse"
 FAST_KDF = ("--kdf-log-n", "10")
@@ -576,7 +578,7 @@ def prompts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return answers.pop(0)
 
     monkeypatch.delenv("TIERVAULT_PASSWORD", raising=False)
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(passwords, "stdin_is_tty", lambda: True)
     monkeypatch.setattr(getpass, "getpass", fake_getpass)
     yield answers
     assert not answers, "not every prepared answer was asked for"
@@ -652,10 +654,10 @@ def test_new_password_prompt(
 
 
 def test_progress_only_on_a_terminal(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "PROGRESS_INTERVAL", 0.01)
+    monkeypatch.setattr(output, "PROGRESS_INTERVAL", 0.01)
     res = run("snapshot", "src", "--json")
     assert res.code == 0 and res.err == ""
-    monkeypatch.setattr(cli, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(context, "stderr_is_tty", lambda: True)
     res = run("snapshot", "src", "--force-rehash")
     assert res.code == 0, res.err
     assert "files" in res.err and "snapshot src" in res.err  # the live display, drawn on stderr
@@ -707,3 +709,106 @@ def test_snapshot_deadline_exit_code(vault: Path, source: Path, run: Run) -> Non
     res = run("snapshot", "src", "--deadline", "300", "--json")
     assert res.code == 0 and res.json()["incomplete"] is False
     assert run("snapshot", "src", "--deadline", "0").code == 2
+
+
+# ------------------------------------------------------------------------------------ the package's shape
+
+CLI_PACKAGE = Path(cli.__file__).parent
+MAX_MODULE_LINES = 400
+COMMANDS = {
+    ("init",),
+    ("protect",),
+    ("items",),
+    ("snapshot",),
+    ("points",),
+    ("ls",),
+    ("restore",),
+    ("check",),
+    ("key", "list"),
+    ("key", "add"),
+    ("key", "remove"),
+    ("key", "passwd"),
+    ("cache", "stats"),
+    ("cache", "prune"),
+    ("cache", "clear"),
+}
+
+
+def leaf_commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command that runs (``key list``, not ``key``), with its parser."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups and path:
+        yield path, parser
+    for group in groups:
+        for name, sub in group.choices.items():
+            yield from leaf_commands(sub, (*path, name))
+
+
+def test_every_command_has_a_handler() -> None:
+    """Each command group's ``register`` adds its commands with a handler; losing a group or a handler
+    fails here rather than as an unexpected error when the command is run."""
+    parser = cli.build_parser()
+    leaves = dict(leaf_commands(parser))
+    assert set(leaves) == COMMANDS
+    for path, leaf in leaves.items():
+        assert callable(leaf.get_default("handler")), f"'tiervault {' '.join(path)}' has no handler"
+    # what main dispatches on: the parsed command's handler is its own
+    args = parser.parse_args(["key", "remove", "abcd"])
+    assert args.handler is leaves["key", "remove"].get_default("handler")
+
+
+def test_a_parser_without_handlers_is_caught() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    sub.add_parser("run").set_defaults(handler=print)
+    sub.add_parser("lost")
+    leaves = dict(leaf_commands(parser))
+    assert {p for p, lp in leaves.items() if not callable(lp.get_default("handler"))} == {("lost",)}
+
+
+def test_cli_modules_are_small() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in CLI_PACKAGE.glob("*.py")}
+    assert len(sizes) > 10  # the package, not a single module
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def internal_imports(root: Path) -> list[str]:
+    """Imports of tiervault other than the public API (``tiervault``) and the cli package itself."""
+    found = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno}: {m}"
+                for m in modules
+                if m.split(".")[0] == "tiervault" and m != "tiervault" and not m.startswith("tiervault.cli")
+            ]
+    return found
+
+
+def test_cli_uses_only_the_public_api(tmp_path: Path) -> None:
+    assert internal_imports(CLI_PACKAGE) == []
+    (tmp_path / "m.py").write_text(
+        "import tiervault\nfrom tiervault import Vault\nfrom . import output\n"
+        "from tiervault.cli import main\nfrom tiervault.repo import repository\nimport tiervault.api\n"
+    )
+    assert internal_imports(tmp_path) == ["m.py:5: tiervault.repo", "m.py:6: tiervault.api"]
+
+
+def test_python_dash_m() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tiervault.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"tiervault {tiervault.__version__}"

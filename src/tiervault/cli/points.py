@@ -1,0 +1,68 @@
+"""``tiervault points`` and ``tiervault ls``: the recovery points, and what one holds."""
+
+from __future__ import annotations
+
+import stat
+
+from tiervault import Entry, Vault
+
+from .context import Context, vault_command
+from .exitcodes import ExitCode
+from .options import Commands
+from .output import count, filesize, table, text, when
+
+
+def register(commands: Commands) -> None:
+    p = commands.add("points", "list recovery points, oldest first", vault_command(_points))
+    p.add_argument("--item", metavar="I", default=None, help="only points of this item")
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="T", help="only points with this tag (repeatable)"
+    )
+
+    p = commands.add("ls", "list a directory inside a recovery point", vault_command(_ls))
+    p.add_argument("point", metavar="POINT")
+    p.add_argument("path", metavar="PATH", nargs="?", default="", help="a directory or file inside the point")
+    p.add_argument("-R", "--recursive", action="store_true", help="list subdirectories too")
+
+
+async def _points(ctx: Context, vault: Vault) -> int:
+    points = await vault.points(ctx.args.item, tags=ctx.args.tag or None)
+    if ctx.json:
+        ctx.emit([p.to_json() for p in points])
+        return ExitCode.OK
+    t = table("ID", "Time", "Item", "Host", "Tags", "Files", "Size", "", right=("Files", "Size"))
+    for p in points:
+        t.add_row(
+            p.short_id,
+            when(p.time),
+            p.item,
+            p.host,
+            ",".join(p.tags),
+            f"{p.stats.get('files', 0):,}",
+            filesize(int(p.stats.get("bytes_total", 0))),
+            "partial" if p.partial else "",
+        )
+    ctx.out.print(t)
+    ctx.out.print(count(len(points), "recovery point"))
+    return ExitCode.OK
+
+
+_TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
+
+
+def _mode_text(e: Entry) -> str:
+    return _TYPE_CHAR.get(e.type, "-") + stat.filemode(e.mode)[1:]
+
+
+async def _ls(ctx: Context, vault: Vault) -> int:
+    a = ctx.args
+    entries = await vault.ls(a.point, a.path, recursive=a.recursive)
+    if ctx.json:
+        ctx.emit([e.to_json() for e in entries])
+        return ExitCode.OK
+    t = table("Mode", "Size", "Modified", "Path", right=("Size",))
+    for e in entries:
+        name = text(e.path) + (f" -> {text(e.target)}" if e.target is not None else "")
+        t.add_row(_mode_text(e), f"{e.size:,}" if e.type == "file" else "", when(e.mtime), name)
+    ctx.out.print(t)
+    return ExitCode.OK

@@ -1,0 +1,94 @@
+"""``tiervault restore``: restore a recovery point, or part of it, into a directory."""
+
+from __future__ import annotations
+
+import os
+
+from tiervault import RecoveryPoint, Vault
+
+from . import passwords
+from .context import Context, run_on_vault
+from .exitcodes import ExitCode
+from .options import Commands
+from .output import count, filesize, print_problems, progress, text
+
+
+def register(commands: Commands) -> None:
+    p = commands.add("restore", "restore a recovery point, or part of it, into a directory", _handle)
+    p.add_argument("point", metavar="POINT")
+    p.add_argument("--target", required=True, metavar="DIR", help="where to restore to")
+    p.add_argument(
+        "--path", action="append", default=[], metavar="P", help="restore only this path (repeatable)"
+    )
+    p.add_argument(
+        "--include", action="append", default=[], metavar="G", help="only paths matching this glob"
+    )
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="G", help="skip paths matching this glob"
+    )
+    p.add_argument("--verify", action="store_true", help="read back and check every restored file")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="start no new read after SECONDS (exit 4); the same restore into the same target resumes",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even into a directory inside the item's protected source (with a warning)",
+    )
+
+
+def _handle(ctx: Context) -> int:
+    ctx.args.target = os.path.abspath(ctx.args.target)
+    return run_on_vault(ctx, passwords.password(ctx.args), _restore)
+
+
+async def _restore(ctx: Context, vault: Vault) -> int:
+    a = ctx.args
+    point: RecoveryPoint = await vault.point(a.point)
+    async with progress(ctx, f"restoring {point.short_id}"):
+        result = await vault.restore(
+            point,
+            a.target,
+            paths=a.path or None,
+            include=a.include or None,
+            exclude=a.exclude or None,
+            verify=a.verify,
+            deadline=a.deadline,
+            force=a.force,
+        )
+    s = result.stats
+    if ctx.json:
+        ctx.emit(
+            {
+                "point": point.id,
+                "target": a.target,
+                "ok": result.ok,
+                "incomplete": result.incomplete,
+                "stats": s.to_json(),
+                "errors": list(result.errors),
+            }
+        )
+    else:
+        if result.incomplete:
+            ctx.out.print("INCOMPLETE: the deadline came first; run the same restore again to finish it")
+        verified = f", {s.files_verified:,} verified" if a.verify else ""
+        ctx.out.print(
+            f"restored recovery point {point.short_id} to {text(a.target)}\n"
+            f"  files: {s.files:,} ({s.files_written:,} written, {s.files_unchanged:,} unchanged{verified}), "
+            f"dirs: {s.dirs:,}, symlinks: {s.symlinks:,}, other: {s.others:,}\n"
+            f"  data:  {filesize(s.bytes_written)} written, {filesize(s.bytes_fetched)} fetched "
+            f"from {s.packs_read:,} packs\n"
+            f"  reads: {count(s.cache_hits, 'request')} ({filesize(s.cache_bytes)}) from the disk tier, "
+            f"{count(s.remote_reads, 'request')} ({filesize(s.remote_bytes)}) from the repository\n"
+            f"  time:  {s.duration_s:.2f} s",
+            soft_wrap=True,
+        )
+        print_problems(
+            ctx, result.errors, f"{count(len(result.errors), 'entry', 'entries')} could not be restored"
+        )
+    if not result.ok:
+        return ExitCode.PARTIAL
+    return ExitCode.INCOMPLETE if result.incomplete else ExitCode.OK
