@@ -79,6 +79,24 @@ async def _faulty(env: BackendEnv) -> AsyncIterator[Backend]:
         yield b
 
 
+@asynccontextmanager
+async def _retrying(env: BackendEnv) -> AsyncIterator[Backend]:
+    """The retry decorator over a local store must keep the whole contract."""
+    inner = LocalBackend(env.scratch / "store", clock=env.clock, rehydrate_seconds=env.rehydrate_seconds)
+    async with inner:
+        yield RetryingBackend(inner)
+
+
+@asynccontextmanager
+async def _cached(env: BackendEnv) -> AsyncIterator[Backend]:
+    """The stack ``api._backend_for`` builds, disk tier on, over a local store: the same contract."""
+    inner = LocalBackend(env.scratch / "store", clock=env.clock, rehydrate_seconds=env.rehydrate_seconds)
+    async with inner:
+        yield CacheBackend(
+            RetryingBackend(inner), env.scratch / "cache", policy=REPOSITORY_CACHE_POLICY, repository_key="k"
+        )
+
+
 #: what the "azurite-prefix" store holds outside its prefix: it must stay invisible and untouched
 DECOYS = ("some/prefix", "some/prefixed/x", "some/other/prefix/x", "outside")
 
@@ -127,6 +145,8 @@ BACKENDS: dict[str, BackendFactory] = {
     "local": _local,
     "memory": _memory,
     "faulty": _faulty,
+    "retrying": _retrying,
+    "cached": _cached,
     "azurite": _azurite,
     "azurite-prefix": _azurite_prefix,
 }
@@ -135,6 +155,8 @@ REMOTE: dict[str, bool] = {
     "local": False,
     "memory": False,
     "faulty": False,
+    "retrying": False,
+    "cached": False,
     "azurite": True,
     "azurite-prefix": True,
 }
