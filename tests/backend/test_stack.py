@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.support.azurite import Azurite, unique_container_name
 
 import tiervault
-from tests.support.azurite import Azurite, unique_container_name
 from tiervault.repo.repository import DEFAULT_PACK_SIZE, LOCAL_PACK_SIZE
 
 PASSWORD = "stack correct horse"
