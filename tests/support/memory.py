@@ -48,6 +48,8 @@ from tiervault.errors import (
 __all__ = ["FAULTABLE", "FaultyBackend", "FaultyLease", "MemoryBackend", "MemoryLease", "StoredObject"]
 
 _ids = itertools.count(1)
+#: tiers and leases as ``LocalBackend`` emulates them; no batches, no container, not remote
+MEMORY_CAPABILITIES = Capabilities(tiers=True, leases=True)
 
 
 def _check_range(offset: int, length: int | None) -> None:
@@ -89,8 +91,7 @@ class MemoryBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Tiers and leases as ``LocalBackend`` emulates them; no batches, no container, not remote."""
-        return Capabilities(tiers=True, leases=True)
+        return MEMORY_CAPABILITIES
 
     async def create_container(self) -> bool:
         if self._closed:
