@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from tiervault import __version__
@@ -30,6 +30,7 @@ from tiervault.core.format.tree import Node
 from tiervault.errors import NotFoundError, TiervaultError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.policy import Policy
+from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
 from tiervault.repo.leftovers import incomplete_writes, leftover_warnings, remove_stale
 from tiervault.repo.provenance import host_name, now_iso, user_name
 from tiervault.repo.repository import (
@@ -295,7 +296,9 @@ CacheOption = str | os.PathLike[str] | bool | None
 
 
 def _is_remote(url: str | os.PathLike[str]) -> bool:
-    """An Azure address (``az://``, ``azurite://`` or an ``https://`` blob URL), not a local path."""
+    """An Azure address (``az://``, ``azurite://`` or an ``https://`` blob URL), not a local path:
+    which backend to build. Once built, a backend says itself whether it is remote
+    (``capabilities.remote``)."""
     return urlparse(os.fspath(url)).scheme in ("az", "azurite", "http", "https")
 
 
@@ -344,12 +347,11 @@ def _open_backend(url: str | os.PathLike[str], azure: AzureOptions | None) -> Ba
     )
 
 
-def _cache_dir(url: str | os.PathLike[str], cache_dir: CacheOption) -> Path | None:
-    """Where the disk tier lives, or None: on by default for remote (Azure) repositories only."""
+def _cache_dir(cache_dir: str | os.PathLike[str] | bool) -> Path | None:
+    """Where an explicit choice puts the disk tier, or None (``False``: off). Without a choice
+    (``None``), ``_backend_for`` turns it on for remote stores only."""
     if cache_dir is False:
         return None
-    if cache_dir is None:
-        return default_cache_dir() if _is_remote(url) else None
     if cache_dir is True:
         return default_cache_dir()
     text = os.fspath(cache_dir)
@@ -358,41 +360,44 @@ def _cache_dir(url: str | os.PathLike[str], cache_dir: CacheOption) -> Path | No
     return Path(os.path.abspath(os.path.expanduser(text)))
 
 
+class _Stack(NamedTuple):
+    """What ``_backend_for`` built: the top of the stack (what the repository uses), and the disk
+    tier in it (kept, so that nobody has to search the stack for it)."""
+
+    backend: Backend
+    cache: CacheBackend
+
+
 def _backend_for(
     url: str | os.PathLike[str],
     azure: AzureOptions | None,
     *,
     cache_dir: CacheOption = None,
     cache_max_bytes: int = DEFAULT_CACHE_BYTES,
-) -> CacheBackend:
+) -> _Stack:
     """Build the concrete backend for an address and stack its decorators (the only place):
     ``CacheBackend(RetryingBackend(concrete))`` (the cache counts reads per tier even when off)."""
     from tiervault.backend.retry import RetryingBackend
 
     if not isinstance(cache_max_bytes, int) or cache_max_bytes <= 0:
         raise UsageError(f"cache_max_bytes must be a positive number of bytes, not {cache_max_bytes!r}")
-    where = _cache_dir(url, cache_dir)
-    inner = _open_backend(url, azure)
-    return CacheBackend(
-        RetryingBackend(inner),
+    where = None if cache_dir is None else _cache_dir(cache_dir)  # checked before a backend exists
+    concrete = _open_backend(url, azure)
+    if cache_dir is None and concrete.capabilities.remote:
+        where = default_cache_dir()  # on by default for a remote store
+    cache = CacheBackend(
+        RetryingBackend(concrete),
         where,
+        policy=REPOSITORY_CACHE_POLICY,
         max_bytes=cache_max_bytes,
-        repository_key=cache_key(inner.location),
+        repository_key=cache_key(concrete.location),
     )
+    return _Stack(cache, cache)
 
 
-def _find_cache(backend: Backend) -> CacheBackend | None:
-    while not isinstance(backend, CacheBackend):
-        if not hasattr(backend, "inner"):
-            return None
-        backend = backend.inner
-    return backend
-
-
-def _innermost(backend: Backend) -> Backend:
-    while hasattr(backend, "inner"):
-        backend = backend.inner
-    return backend
+def _newest_point_pin(item: str) -> str:
+    """The disk tier's pin key for the data packs the newest point of ``item`` needs."""
+    return f"newest point of item {item}"
 
 
 def _stop_time(deadline: float | datetime | None, clock: Clock = SYSTEM_CLOCK) -> float | None:
@@ -467,11 +472,14 @@ class Vault:
     fake one makes them testable).
     """
 
-    def __init__(self, repo: Repository, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, repo: Repository, *, cache: CacheBackend | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._repo = repo
         self._clock = clock
         self._closed = False
-        self._cache = _find_cache(repo.backend)
+        #: the disk tier in ``repo.backend``'s stack (``_backend_for`` built it), if any
+        self._cache = cache
 
     @property
     def repository_id(self) -> str:
@@ -590,7 +598,7 @@ class Vault:
             clock=self._clock,
             # packs in flight: a remote store hides its latency behind more of them; on a local disk
             # two keep the disk busy and peak memory lower
-            max_inflight=2 if self.location.startswith(("/", "file:")) else 4,
+            max_inflight=4 if self._repo.backend.capabilities.remote else 2,
         )
         outcome = await _run_archiver(archiver)
         await self._repo.flush_index()
@@ -614,7 +622,7 @@ class Vault:
         await self._repo.save_snapshot(rec)
         if self._cache is not None and self._cache.enabled and not rec.incomplete:
             # the disk tier keeps what the newest point of each item needs, while its bound allows
-            await self._cache.protect(it.name, await data_packs_of(self._repo, outcome.tree))
+            await self._cache.pin(_newest_point_pin(it.name), await data_packs_of(self._repo, outcome.tree))
         return SnapshotResult(
             RecoveryPoint._from(rec), outcome.stats, tuple(outcome.errors), tuple(outcome.warnings)
         )
@@ -853,9 +861,10 @@ def open(
     options = _azure_options(azure, credential)
 
     async def go() -> Vault:
-        backend = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
+        backend, cache = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
-            return Vault(await Repository.open(backend, _password(password)), clock=clock or SYSTEM_CLOCK)
+            repo = await Repository.open(backend, _password(password))
+            return Vault(repo, cache=cache, clock=clock or SYSTEM_CLOCK)
         except BaseException:
             await backend.aclose()
             raise
@@ -884,23 +893,20 @@ def init(
     options = _azure_options(azure, credential)
 
     async def go() -> Vault:
-        backend = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
+        backend, cache = _backend_for(url, options, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         try:
-            concrete = _innermost(backend)
+            can = backend.capabilities
             # packs are buffered in memory until stored: a local disk needs no large ones, a remote
             # store pays per request and lists per object (docs/performance.md, "Memory")
             size = pack_size
             if size is None:
-                from tiervault.backend.local import LocalBackend
-
-                size = LOCAL_PACK_SIZE if isinstance(concrete, LocalBackend) else DEFAULT_PACK_SIZE
-            create = getattr(concrete, "create_container", None)
-            if create_container and create is not None:
-                await create()
+                size = DEFAULT_PACK_SIZE if can.remote else LOCAL_PACK_SIZE
+            if create_container and can.create_container:
+                await backend.create_container()
             repo = await Repository.init(
                 backend, _password(password), chunker=chunker, pack_size=size, kdf=kdf
             )
-            return Vault(repo, clock=clock or SYSTEM_CLOCK)
+            return Vault(repo, cache=cache, clock=clock or SYSTEM_CLOCK)
         except BaseException:
             await backend.aclose()
             raise

@@ -26,8 +26,10 @@ from tests.support.memory import FaultyBackend, MemoryBackend
 
 import tiervault.backend.local as local_mod
 from tiervault.backend.azure import AzureBackend
-from tiervault.backend.base import Backend, Lease, ObjectInfo, RehydratePriority, Tier
+from tiervault.backend.base import Backend, Capabilities, Lease, ObjectInfo, RehydratePriority, Tier
 from tiervault.backend.local import LocalBackend, LocalLease, _translate
+from tiervault.backend.retry import RetryingBackend
+from tiervault.cache import CacheBackend
 from tiervault.errors import (
     BackendError,
     LeaseHeldError,
@@ -37,6 +39,7 @@ from tiervault.errors import (
     TransientBackendError,
     UsageError,
 )
+from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
 
 # ------------------------------------------------------------------------------------ backends
 
@@ -74,6 +77,24 @@ async def _faulty(env: BackendEnv) -> AsyncIterator[Backend]:
     """A ``FaultyBackend`` with no fault armed must be a transparent wrapper."""
     async with FaultyBackend(MemoryBackend(clock=env.clock, rehydrate_seconds=env.rehydrate_seconds)) as b:
         yield b
+
+
+@asynccontextmanager
+async def _retrying(env: BackendEnv) -> AsyncIterator[Backend]:
+    """The retry decorator over a local store must keep the whole contract."""
+    inner = LocalBackend(env.scratch / "store", clock=env.clock, rehydrate_seconds=env.rehydrate_seconds)
+    async with inner:
+        yield RetryingBackend(inner)
+
+
+@asynccontextmanager
+async def _cached(env: BackendEnv) -> AsyncIterator[Backend]:
+    """The stack ``api._backend_for`` builds, disk tier on, over a local store: the same contract."""
+    inner = LocalBackend(env.scratch / "store", clock=env.clock, rehydrate_seconds=env.rehydrate_seconds)
+    async with inner:
+        yield CacheBackend(
+            RetryingBackend(inner), env.scratch / "cache", policy=REPOSITORY_CACHE_POLICY, repository_key="k"
+        )
 
 
 #: what the "azurite-prefix" store holds outside its prefix: it must stay invisible and untouched
@@ -124,8 +145,20 @@ BACKENDS: dict[str, BackendFactory] = {
     "local": _local,
     "memory": _memory,
     "faulty": _faulty,
+    "retrying": _retrying,
+    "cached": _cached,
     "azurite": _azurite,
     "azurite-prefix": _azurite_prefix,
+}
+#: Whether each backend is a network store (``capabilities.remote``): what it is, not what it says.
+REMOTE: dict[str, bool] = {
+    "local": False,
+    "memory": False,
+    "faulty": False,
+    "retrying": False,
+    "cached": False,
+    "azurite": True,
+    "azurite-prefix": True,
 }
 #: Backends whose time cannot be faked (a real service): clock-driven tests skip them.
 REAL_TIME_BACKENDS: set[str] = {"azurite", "azurite-prefix"}
@@ -196,6 +229,58 @@ def test_is_a_backend(backend: Backend) -> None:
     assert isinstance(backend, Backend)
     assert isinstance(backend.location, str)
     assert backend.location
+
+
+# ---------------------------------------------------------------------------- capabilities
+
+
+def test_declares_its_capabilities(backend: Backend, backend_kind: str) -> None:
+    can = backend.capabilities
+    assert isinstance(can, Capabilities)
+    assert backend.capabilities == can  # constant
+    assert can.remote is REMOTE[backend_kind]
+
+
+async def test_declared_tiers_are_real(backend: Backend) -> None:
+    """A backend declaring tiers keeps what ``set_tier`` sets; one without reports ``HOT``."""
+    await backend.put_if_absent("data/t", b"tiered")
+    await backend.set_tier("data/t", Tier.COOL)
+    expected = Tier.COOL if backend.capabilities.tiers else Tier.HOT
+    assert (await backend.stat("data/t")).tier is expected
+    assert [i.tier async for i in backend.list("data/")] == [expected]
+    assert await backend.get("data/t") == b"tiered"
+
+
+async def test_declared_leases_are_exclusive(backend: Backend) -> None:
+    if not backend.capabilities.leases:
+        with pytest.raises(BackendError):
+            await backend.acquire_lease("locks/cap", duration=LEASE)
+        return
+    lease = await backend.acquire_lease("locks/cap", duration=LEASE)
+    with pytest.raises(LeaseHeldError):
+        await backend.acquire_lease("locks/cap", duration=LEASE)
+    await lease.release()
+    again = await backend.acquire_lease("locks/cap", duration=LEASE)
+    await again.release()
+
+
+async def test_create_container_is_idempotent(backend: Backend) -> None:
+    """The store exists already (an Azure container was created by the factory): False, and the
+    objects in it are untouched; a store without a container always answers False."""
+    await backend.put_if_absent("kept", b"x")
+    assert await backend.create_container() is False
+    assert await backend.create_container() is False
+    assert await backend.get("kept") == b"x"
+
+
+async def test_decorators_report_the_capabilities_they_wrap(backend: Backend, tmp_path: Path) -> None:
+    """The stack ``api._backend_for`` builds says what the store below it can do."""
+    for cache_dir in (None, tmp_path / "cache"):
+        stacked = CacheBackend(
+            RetryingBackend(backend), cache_dir, policy=REPOSITORY_CACHE_POLICY, repository_key="k"
+        )
+        assert stacked.capabilities == RetryingBackend(backend).capabilities == backend.capabilities
+        assert await stacked.create_container() is False  # forwarded: the store exists already
 
 
 async def test_put_if_absent_creates_once_and_never_overwrites(backend: Backend) -> None:

@@ -17,6 +17,7 @@ from tiervault.backend.base import Backend
 from tiervault.backend.local import LocalBackend
 from tiervault.backend.retry import RetryingBackend
 from tiervault.cache import CacheBackend
+from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
 
 #: a child that stores one object and is SIGKILLed after writing its temp file, before linking it
 _KILLED_PUT = (
@@ -88,7 +89,13 @@ async def test_the_decorators_pass_leftovers_through(tmp_path: Path, wrap: str) 
     inner.leave_incomplete("data/.tmp-1", b"abc")
     outer: Backend = RetryingBackend(inner)
     if wrap == "cache":
-        outer = CacheBackend(inner, tmp_path / "cache", max_bytes=1 << 20, repository_key="k" * 16)
+        outer = CacheBackend(
+            inner,
+            tmp_path / "cache",
+            policy=REPOSITORY_CACHE_POLICY,
+            max_bytes=1 << 20,
+            repository_key="k" * 16,
+        )
     assert [(i.name, i.size) async for i in outer.list_incomplete()] == [("data/.tmp-1", 3)]
     assert list(await outer.delete_incomplete(older_than=10)) == []
     clock.advance(11)

@@ -16,7 +16,7 @@ from typing import Any
 
 import tiervault
 from tests.support.trees import File, build_tree
-from tiervault.backend.base import Backend, ObjectInfo
+from tiervault.backend.base import Backend, Capabilities, ObjectInfo
 
 PASSWORD = "cache correct horse"
 KDF = tiervault.ScryptParams(log_n=10)  # fast key derivation: tests, not security
@@ -59,6 +59,10 @@ class CountingBackend:
     @property
     def location(self) -> str:
         return self.inner.location
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
 
     async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
         self.tally.calls["get"] += 1

@@ -13,8 +13,9 @@ from tests.cache.test_eviction import entries, obj
 from tests.support.memory import FaultyBackend
 from tiervault import api
 from tiervault.backend.local import LocalBackend
-from tiervault.cache import CacheBackend, cache_key, cacheable, default_cache_dir
+from tiervault.cache import CacheBackend, EntryKind, cache_key, default_cache_dir, entry_kind
 from tiervault.errors import ObjectNotFoundError, TransientBackendError, UsageError
+from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def cache(store: LocalBackend, tally: Tally, tmp_path: Path) -> CacheBackend:
     return CacheBackend(
         CountingBackend(store, tally),  # type: ignore[arg-type]
         tmp_path / "cache",
+        policy=REPOSITORY_CACHE_POLICY,
         max_bytes=10 << 20,
         repository_key="repo",
     )
@@ -52,23 +54,27 @@ async def test_config_is_never_served_from_the_cache(cache: CacheBackend, tally:
 
 
 @pytest.mark.parametrize(
-    ("name", "ok"),
+    ("name", "kind"),
     [
-        ("config", False),
-        ("locks/prune", False),
-        ("data/ab/" + "ab" * 32, True),
-        ("meta/ab/" + "ab" * 32, True),
-        ("snapshots/" + "0" * 64, True),
-        ("keys/" + "f" * 64, True),
-        ("data/ab/" + "AB" * 32, False),  # upper case is not what object_hash gives
-        ("data/../" + "ab" * 32, False),
-        ("data/ab/.tmp-" + "ab" * 30, False),
-        ("checkpoints/" + "ab" * 32, False),  # unknown folders: not known to be immutable
-        ("data/ab/" + "ab" * 31, False),
+        ("config", None),
+        ("locks/prune", None),
+        ("data/ab/" + "ab" * 32, EntryKind.DATA),
+        ("meta/ab/" + "ab" * 32, EntryKind.METADATA),
+        ("snapshots/" + "0" * 64, EntryKind.METADATA),
+        ("keys/" + "f" * 64, EntryKind.METADATA),
+        ("index/" + "f" * 64, EntryKind.METADATA),
+        ("items/" + "f" * 64, EntryKind.METADATA),
+        ("data/ab/" + "AB" * 32, None),  # upper case is not what object_hash gives
+        ("data/../" + "ab" * 32, None),
+        ("data/ab/.tmp-" + "ab" * 30, None),
+        ("checkpoints/" + "ab" * 32, None),  # unknown folders: not known to be immutable
+        ("data/ab/" + "ab" * 31, None),
+        ("ab" * 32, None),  # a top-level name
     ],
 )
-def test_only_content_addressed_names_are_cacheable(name: str, ok: bool) -> None:
-    assert cacheable(name) is ok
+def test_only_content_addressed_names_are_cacheable(name: str, kind: EntryKind | None) -> None:
+    """The repository's policy names the folders; the tier adds the hash-name and path rules."""
+    assert entry_kind(REPOSITORY_CACHE_POLICY, name) is kind
 
 
 async def test_a_ranged_read_of_an_uncached_object_fetches_only_the_range(
@@ -107,7 +113,9 @@ async def test_open_read_streams_from_either_tier(cache: CacheBackend, tally: Ta
 
 async def test_a_failed_put_caches_nothing(store: LocalBackend, tmp_path: Path) -> None:
     faulty = FaultyBackend(store)
-    cache = CacheBackend(faulty, tmp_path / "cache", max_bytes=1 << 20, repository_key="r")
+    cache = CacheBackend(
+        faulty, tmp_path / "cache", policy=REPOSITORY_CACHE_POLICY, max_bytes=1 << 20, repository_key="r"
+    )
     name, data = obj("data", 10 * KiB, 4)
     faulty.fail_call("put_if_absent")
     with pytest.raises(TransientBackendError):
@@ -121,7 +129,9 @@ async def test_a_failed_put_caches_nothing(store: LocalBackend, tmp_path: Path) 
 
 async def test_damaged_bytes_from_the_store_are_not_cached(store: LocalBackend, tmp_path: Path) -> None:
     faulty = FaultyBackend(store)
-    cache = CacheBackend(faulty, tmp_path / "cache", max_bytes=1 << 20, repository_key="r")
+    cache = CacheBackend(
+        faulty, tmp_path / "cache", policy=REPOSITORY_CACHE_POLICY, max_bytes=1 << 20, repository_key="r"
+    )
     name, data = obj("index", 10 * KiB, 5)
     await store.put_if_absent(name, data)
     faulty.corrupt(name)
@@ -148,14 +158,16 @@ async def test_file_work_runs_off_the_event_loop(
 ) -> None:
     loop_thread = threading.current_thread()
     seen: list[threading.Thread] = []
-    for method in ("_read", "_store", "_remove", "_usage", "_clear", "_open_verified"):
-        real = getattr(cache, method)
+    parts = {cache._entries: ("read", "store", "remove", "open_verified"), cache._bounds: ("usage", "clear")}
+    for part, methods in parts.items():
+        for method in methods:
+            real = getattr(part, method)
 
-        def spy(*args: object, _real: object = real) -> object:
-            seen.append(threading.current_thread())
-            return _real(*args)  # type: ignore[operator]
+            def spy(*args: object, _real: object = real) -> object:
+                seen.append(threading.current_thread())
+                return _real(*args)  # type: ignore[operator]
 
-        monkeypatch.setattr(cache, method, spy)
+            monkeypatch.setattr(part, method, spy)
     name, data = obj("data", 10 * KiB, 9)
     await cache.put_if_absent(name, data)
     await cache.get(name)
@@ -167,7 +179,9 @@ async def test_file_work_runs_off_the_event_loop(
 
 
 async def test_no_cache_dir_only_counts(store: LocalBackend, tally: Tally) -> None:
-    cache = CacheBackend(CountingBackend(store, tally), None, repository_key="r")  # type: ignore[arg-type]
+    cache = CacheBackend(
+        CountingBackend(store, tally), None, policy=REPOSITORY_CACHE_POLICY, repository_key="r"
+    )  # type: ignore[arg-type]
     name, data = obj("data", 10 * KiB, 10)
     await cache.put_if_absent(name, data)
     assert await cache.get(name) == data
@@ -181,9 +195,9 @@ async def test_no_cache_dir_only_counts(store: LocalBackend, tally: Tally) -> No
 
 def test_bad_arguments(store: LocalBackend, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        CacheBackend(store, tmp_path, max_bytes=0, repository_key="r")
+        CacheBackend(store, tmp_path, policy=REPOSITORY_CACHE_POLICY, max_bytes=0, repository_key="r")
     with pytest.raises(UsageError):
-        CacheBackend(store, tmp_path, repository_key="../x")
+        CacheBackend(store, tmp_path, policy=REPOSITORY_CACHE_POLICY, repository_key="../x")
     with pytest.raises(UsageError):
         api._backend_for(tmp_path / "repo", None, cache_max_bytes=-1)
     with pytest.raises(UsageError):
@@ -207,15 +221,35 @@ def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("TIERVAULT_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
 
-    # on by default for Azure addresses, off for local ones unless asked
-    assert api._cache_dir("/srv/repo", None) is None
-    assert api._cache_dir("file:///srv/repo", None) is None
-    assert api._cache_dir("/srv/repo", True) == tmp_path / "mine"
-    assert api._cache_dir("/srv/repo", tmp_path / "x") == tmp_path / "x"
-    assert api._cache_dir("az://acct/container", None) == tmp_path / "mine"
-    assert api._cache_dir("azurite://127.0.0.1:1/c", None) == tmp_path / "mine"
-    assert api._cache_dir("az://acct/container", False) is None
+    # an explicit choice
+    assert api._cache_dir(True) == tmp_path / "mine"
+    assert api._cache_dir(tmp_path / "x") == tmp_path / "x"
+    assert api._cache_dir(False) is None
     # one folder per repository address
-    backend = api._backend_for(tmp_path / "repo", None, cache_dir=tmp_path / "c")
-    assert backend.directory == tmp_path / "c" / cache_key(str(tmp_path / "repo"))
+    stack = api._backend_for(tmp_path / "repo", None, cache_dir=tmp_path / "c")
+    assert stack.cache.directory == tmp_path / "c" / cache_key(str(tmp_path / "repo"))
+    assert stack.backend is stack.cache  # the disk tier is the top of the stack
     assert cache_key("az://a/b") != cache_key("az://a/c") and len(cache_key("x")) == 32
+
+
+async def test_the_cache_is_on_by_default_for_remote_stores_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a choice, ``capabilities.remote`` decides: on for Azure, off for a local path."""
+    monkeypatch.setenv("TIERVAULT_CACHE_DIR", str(tmp_path / "mine"))
+    for url, remote in (
+        (str(tmp_path / "repo"), False),
+        ((tmp_path / "repo").as_uri(), False),
+        ("azurite://127.0.0.1:1/container", True),
+        ("https://acct.blob.core.windows.net/container?sv=2024-01-01&sig=x", True),
+    ):
+        backend, cache = api._backend_for(url, None)
+        try:
+            assert backend.capabilities.remote is remote
+            assert cache.enabled is remote
+            assert cache.directory == (tmp_path / "mine" / cache_key(backend.location) if remote else None)
+            off, _ = api._backend_for(url, None, cache_dir=False)
+            assert isinstance(off, CacheBackend) and not off.enabled
+            await off.aclose()
+        finally:
+            await backend.aclose()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.cache import Tally, cache_root, cache_warnings, cached, init_vault, open_vault, random_tree
 from tests.support.trees import assert_trees_equal, snapshot_tree
-from tiervault import cache as cache_module
+from tiervault.cache import files as cache_files
 
 
 async def _backup_and_restore(tmp_path: Path, src: Path, cache_dir: Path) -> None:
@@ -59,7 +59,7 @@ async def test_a_cache_that_cannot_be_written_is_skipped_with_one_warning(
         writes.append(path)
         raise error
 
-    monkeypatch.setattr(cache_module, "_write_file", failing_write)
+    monkeypatch.setattr(cache_files, "write_file", failing_write)
     caplog.set_level(logging.WARNING, logger="tiervault")
     await _backup_and_restore(tmp_path, src, cache_dir)
     warnings = cache_warnings(caplog.records)

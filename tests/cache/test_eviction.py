@@ -12,9 +12,11 @@ import pytest
 
 from tests.cache import KiB, MiB, Tally, cache_root, cached, init_vault, open_vault, random_tree, stored
 from tests.support.trees import assert_trees_equal, snapshot_tree
+from tiervault import api
 from tiervault.backend.local import LocalBackend
 from tiervault.cache import CacheBackend
 from tiervault.core.crypto import object_hash
+from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
 from tiervault.repo.treewalk import data_packs_of
 
 
@@ -42,7 +44,9 @@ async def store(tmp_path: Path) -> AsyncIterator[LocalBackend]:
 
 
 def make_cache(store: LocalBackend, tmp_path: Path, max_bytes: int) -> CacheBackend:
-    return CacheBackend(store, tmp_path / "cache", max_bytes=max_bytes, repository_key="repo")
+    return CacheBackend(
+        store, tmp_path / "cache", policy=REPOSITORY_CACHE_POLICY, max_bytes=max_bytes, repository_key="repo"
+    )
 
 
 async def test_least_recently_used_data_goes_first(store: LocalBackend, tmp_path: Path) -> None:
@@ -64,25 +68,27 @@ async def test_least_recently_used_data_goes_first(store: LocalBackend, tmp_path
     assert cache.stats().evicted == 2
 
 
-async def test_the_newest_points_packs_are_evicted_last(store: LocalBackend, tmp_path: Path) -> None:
-    """Packs the newest point of an item needs are kept while the bound allows, even when they are
-    the least recently used (a new point that reuses old packs by dedup)."""
+async def test_pinned_packs_are_evicted_last(store: LocalBackend, tmp_path: Path) -> None:
+    """Pinned data packs (the API pins those the newest point of an item needs) are kept while the
+    bound allows, even when they are the least recently used (a new point that reuses old packs by
+    dedup)."""
     cache = make_cache(store, tmp_path, 350 * KiB)
     a, b, c, d = (obj("data", 100 * KiB, 10 + i) for i in range(4))
     for name, data in (a, b, c):
         await cache.put_if_absent(name, data)
-    await cache.protect("app", [a[0], "meta/00/" + "0" * 64])  # metadata names are ignored
+    await cache.pin("app", [a[0], "config", "locks/x"])  # names the tier cannot hold are ignored
+    assert cache.pinned("app") == {a[0]}
     await cache.get(b[0], offset=0, length=1)
     await cache.get(c[0], offset=0, length=1)
     await cache.put_if_absent(*d)
     assert set(entries(cache)) == {a[0], c[0], d[0]}  # b went, not a (older, but protected)
-    await cache.protect("app", [d[0]])  # a newer point of the same item replaces the set
+    await cache.pin("app", [d[0]])  # a newer pin under the same key replaces the set
     e = obj("data", 100 * KiB, 20)
     await cache.put_if_absent(*e)
     assert a[0] not in entries(cache) and d[0] in entries(cache)
 
 
-async def test_a_snapshot_protects_what_its_point_needs(tmp_path: Path) -> None:
+async def test_a_snapshot_pins_what_its_point_needs(tmp_path: Path) -> None:
     src = tmp_path / "src"
     random_tree(src, files=6, size=3 * MiB, seed=5)
     async with init_vault(tmp_path / "repo", tmp_path / "cache") as vault:
@@ -93,7 +99,7 @@ async def test_a_snapshot_protects_what_its_point_needs(tmp_path: Path) -> None:
         packs = await data_packs_of(
             vault._repo, bytes.fromhex((await vault._repo.load_snapshot(result.point.id)).tree)
         )
-        assert packs and cache._protected["src"] == frozenset(packs)
+        assert packs and cache.pinned(api._newest_point_pin("src")) == frozenset(packs)
         assert packs == {n for n in stored(tmp_path / "repo") if n.startswith("data/")}
 
 

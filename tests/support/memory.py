@@ -26,6 +26,7 @@ from typing import Self
 
 from tiervault.backend.base import (
     Backend,
+    Capabilities,
     Lease,
     ObjectInfo,
     RehydratePriority,
@@ -47,6 +48,8 @@ from tiervault.errors import (
 __all__ = ["FAULTABLE", "FaultyBackend", "FaultyLease", "MemoryBackend", "MemoryLease", "StoredObject"]
 
 _ids = itertools.count(1)
+#: tiers and leases as ``LocalBackend`` emulates them; no batches, no container, not remote
+MEMORY_CAPABILITIES = Capabilities(tiers=True, leases=True)
 
 
 def _check_range(offset: int, length: int | None) -> None:
@@ -85,6 +88,15 @@ class MemoryBackend:
     @property
     def location(self) -> str:
         return self._location
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return MEMORY_CAPABILITIES
+
+    async def create_container(self) -> bool:
+        if self._closed:
+            raise UsageError(f"{self!r} is closed")
+        return False
 
     async def __aenter__(self) -> Self:
         return self
@@ -313,6 +325,7 @@ FAULTABLE = frozenset(
         "set_tier",
         "rehydrate",
         "acquire_lease",
+        "create_container",
         "lease.renew",
         "lease.release",
     }
@@ -452,6 +465,14 @@ class FaultyBackend:
     @property
     def location(self) -> str:
         return self.inner.location
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    async def create_container(self) -> bool:
+        self._before("create_container", "")
+        return await self.inner.create_container()
 
     async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
         self._before("put_if_absent", name)

@@ -38,7 +38,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlparse
 
 import aiohttp
@@ -59,7 +59,14 @@ from azure.storage.blob import RehydratePriority, StandardBlobTier
 # never awaits the transport and fails every request with an AttributeError on a coroutine.
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient, ContainerClient, ExponentialRetry
 
-from tiervault.backend.base import ObjectInfo, Tier, validate_age, validate_name, validate_prefix
+from tiervault.backend.base import (
+    Capabilities,
+    ObjectInfo,
+    Tier,
+    validate_age,
+    validate_name,
+    validate_prefix,
+)
 from tiervault.backend.base import RehydratePriority as OurPriority
 from tiervault.errors import (
     BackendError,
@@ -78,6 +85,12 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 #: the newest API version released Azurite (3.37) accepts; the SDK's default is newer
 AZURITE_API_VERSION = "2026-06-06"
 BATCH_LIMIT = 256  # Blob Batch: at most 256 sub-requests per batch
+#: real tiers and leases, Blob Batch, a container; ``put_if_absent`` needs ``bytes`` (the SDK's
+#: single-shot upload copies a memoryview, so a writer that can hand over ``bytes`` and drop its own
+#: buffer should)
+CAPABILITIES: Final = Capabilities(
+    tiers=True, leases=True, batch=True, create_container=True, remote=True, put_needs_bytes=True
+)
 
 _TIERS = {
     Tier.HOT: StandardBlobTier.HOT,
@@ -357,10 +370,6 @@ class AzureBackend:
     ``aclose`` (or ``async with``), which also closes a credential it created, never one given to it.
     """
 
-    #: ``put_if_absent`` needs ``bytes`` (the SDK's single-shot upload): a memoryview is copied, so
-    #: writers that can hand over ``bytes`` and drop their own buffer should (``Repository.put_needs_bytes``)
-    put_needs_bytes = True
-
     def __init__(
         self,
         address: AzureAddress,
@@ -475,6 +484,10 @@ class AzureBackend:
     @property
     def location(self) -> str:
         return self.address.location
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
 
     def _blob(self, name: str) -> str:
         validate_name(name)

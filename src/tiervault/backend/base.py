@@ -44,6 +44,36 @@ class ObjectInfo:
     rehydrating: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can do, declared by the backend (``Backend.capabilities``) instead of probed.
+
+    Every backend implements every method of :class:`Backend`; a capability says whether a method
+    does the real thing or its documented fallback, and what that costs. Decorators (retry, the disk
+    tier) report the capabilities of the backend they wrap. All default to False.
+    """
+
+    #: ``set_tier`` moves objects between access tiers and ``stat`` reports them (real ones, or
+    #: emulated: ``LocalBackend``'s sidecar files). False: ``set_tier`` changes nothing and every
+    #: object is reported ``HOT``.
+    tiers: bool = False
+    #: ``acquire_lease`` gives exclusive, expiring leases. False: it raises ``BackendError`` (the
+    #: store cannot lock), so a caller that needs a lock stops instead of running unlocked.
+    leases: bool = False
+    #: ``delete_many`` and ``set_tier_many`` are native batched calls (Azure: Blob Batch), cheaper
+    #: than one call per name. False: they are loops over the single calls (just as correct).
+    batch: bool = False
+    #: the store has a container to create first (``create_container`` does). False:
+    #: ``create_container`` returns False and changes nothing.
+    create_container: bool = False
+    #: a network store (every request a round trip, billed), not a local or mounted file system:
+    #: callers keep more requests in flight and write larger packs.
+    remote: bool = False
+    #: ``put_if_absent`` copies a ``memoryview`` it is given into ``bytes`` (Azure's single-shot
+    #: upload): a writer that can hand over ``bytes`` and drop its own buffer should.
+    put_needs_bytes: bool = False
+
+
 @runtime_checkable
 class Lease(Protocol):
     """An exclusive, expiring claim on one name. Expires by itself unless renewed."""
@@ -66,8 +96,17 @@ class Backend(Protocol):
     def location(self) -> str:
         """A human-readable address of this store (never contains secrets)."""
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store can do (see :class:`Capabilities`). Constant for the backend's life."""
+
+    async def create_container(self) -> bool:
+        """Create the store's container: True if this call created it, False if it already existed,
+        or if the store has no container (``capabilities.create_container`` False). Idempotent."""
+
     async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
-        """Atomically create ``name`` with ``data``.
+        """Atomically create ``name`` with ``data`` (a ``memoryview`` is copied first where
+        ``capabilities.put_needs_bytes``).
 
         Returns True if this call created it, False if an object of that name already existed (then
         nothing is changed: for content-addressed names that is a normal outcome). A reader never sees
@@ -97,13 +136,16 @@ class Backend(Protocol):
         """Remove ``name``. Idempotent: deleting an absent object is not an error."""
 
     async def delete_many(self, names: Sequence[str]) -> None:
-        """``delete`` for many names at once (Azure: Blob Batch, 256 per request). Idempotent."""
+        """``delete`` for many names at once (Azure: Blob Batch, 256 per request; a loop of
+        ``delete`` where ``capabilities.batch`` is False). Idempotent."""
 
     async def set_tier(self, name: str, tier: Tier) -> None:
-        """Move an object to ``tier``. Moving out of Archive is ``rehydrate``'s job."""
+        """Move an object to ``tier``. Moving out of Archive is ``rehydrate``'s job. A store without
+        tiers (``capabilities.tiers`` False) changes nothing."""
 
     async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
-        """``set_tier`` for many names at once (Azure: Blob Batch)."""
+        """``set_tier`` for many names at once (Azure: Blob Batch; a loop where
+        ``capabilities.batch`` is False)."""
 
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         """Start making an Archive object readable again (to Hot). Returns at once; ``stat`` reports
@@ -113,7 +155,8 @@ class Backend(Protocol):
         """Take an exclusive lease on ``name`` for ``duration`` seconds (creating the object if needed).
 
         Raises ``LeaseHeldError`` while another holder's lease is live. A holder that dies stops
-        renewing, and its lease lapses by itself: a lock can never go stale for ever.
+        renewing, and its lease lapses by itself: a lock can never go stale for ever. A store
+        without leases (``capabilities.leases`` False) raises ``BackendError``.
         """
 
     def list_incomplete(self) -> AsyncIterator[ObjectInfo]:

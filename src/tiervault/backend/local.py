@@ -38,6 +38,7 @@ from typing import Final, Self, TypeVar, TypeVarTuple
 from tiervault.backend.base import (
     RESERVED_PREFIX,
     TEMP_PREFIX,
+    Capabilities,
     ObjectInfo,
     RehydratePriority,
     Tier,
@@ -78,6 +79,8 @@ _TRANSIENT_ERRNOS: Final = frozenset(
 _NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 _CREATING_OPS: Final = frozenset({"put", "acquire_lease"})
 _TIER_VALUES: Final = frozenset(t.value for t in Tier)
+#: emulated tiers and leases; one call per name in the ``*_many`` calls; no container
+CAPABILITIES: Final = Capabilities(tiers=True, leases=True)
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -211,6 +214,15 @@ class LocalBackend:
     def location(self) -> str:
         """The absolute path of the root directory."""
         return self._root
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    async def create_container(self) -> bool:
+        """No container: the root directory is made by the first write."""
+        self._check_open()
+        return False
 
     async def __aenter__(self) -> Self:
         return self

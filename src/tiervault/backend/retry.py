@@ -10,7 +10,7 @@ Which failures are retried where (docs/architecture.md, "Retries"):
 
 Every operation wrapped here is idempotent: creating a content-addressed object twice, reading,
 listing (retried only before its first result), deleting (leftovers of unfinished writes too),
-setting a tier.
+setting a tier, creating the container.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from tiervault.backend.base import Backend, Lease, ObjectInfo, RehydratePriority, Tier
+from tiervault.backend.base import Backend, Capabilities, Lease, ObjectInfo, RehydratePriority, Tier
 from tiervault.errors import TransientBackendError
 
 log = logging.getLogger("tiervault.backend.retry")
@@ -72,6 +72,14 @@ class RetryingBackend:
     @property
     def location(self) -> str:
         return self.inner.location
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    async def create_container(self) -> bool:
+        created: bool = await self._call(self.inner.create_container)  # idempotent
+        return created
 
     async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
         created: bool = await self._call(self.inner.put_if_absent, name, data)

@@ -325,12 +325,7 @@ class Repository:
         """Whether the store copies a ``memoryview`` handed to ``put_if_absent`` into ``bytes`` (Azure):
         a pack writer then converts its buffer itself and frees it, instead of both living through
         the upload."""
-        backend: Any = self.backend
-        while backend is not None:
-            if getattr(backend, "put_needs_bytes", False):
-                return True
-            backend = getattr(backend, "inner", None)
-        return False
+        return self.backend.capabilities.put_needs_bytes
 
     async def save_pack(
         self, kind: PackKind, salt: bytes, data: bytes | memoryview, entries: list[PackEntry]
