@@ -8,9 +8,10 @@ Threads and bounds (docs/architecture.md, "Snapshot pipeline"):
 * a reader reads its file in bounded blocks (FastCDC streaming), hashes every chunk with the keyed
   BLAKE3, claims the chunks neither the index nor this session has, and passes them in groups of a
   few MiB to a saver pool (``workers`` threads) under a shared byte budget;
-* a saver compresses and seals each chunk into its own open pack; a full pack is handed to the event
-  loop for upload, at most ``max_inflight`` at a time, so memory stays bounded whatever the data size
-  (docs/architecture.md, "Bounds");
+* a saver compresses and seals each chunk into its own open pack (a ``PackSink`` of the run's
+  ``Packer``, ``repo/packer.py``); a full pack is handed to the event loop for upload, at most
+  ``max_inflight`` at a time, so memory stays bounded whatever the data size (docs/architecture.md,
+  "Bounds");
 * directories are finalized in post-order as soon as all their files are done: the tree is serialized,
   hashed and added to a metadata pack;
 * the caller writes the index, then the snapshot object — last, so a crash leaves no dangling point.

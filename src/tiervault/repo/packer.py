@@ -255,7 +255,11 @@ class Packer:
             sink = sinks[kind] = PackSink(self, kind)
             with self._lock:
                 self._pool_sinks.append(sink)
-        return sink.add(cid, data)
+        try:
+            return sink.add(cid, data)
+        except BaseException as exc:  # the sink may be half-written: nothing more is stored
+            self.fail(exc)
+            raise
 
     async def add(self, kind: PackKind, cid: bytes, data: bytes | memoryview) -> bool:
         """Store one chunk of ``kind`` (``cid`` keyed by the caller: ``keys.chunk_id`` for data,
