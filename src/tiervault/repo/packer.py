@@ -223,17 +223,17 @@ class Packer:
         if check:
             self.check()
 
-    def _flush_sinks(self) -> None:
+    def _flush_sinks(self, *, threads: bool) -> None:
         with self._lock:
-            sinks = sorted(self._sinks + self._pool_sinks, key=lambda s: s.kind)  # data before trees
-        for sink in sinks:
+            sinks = self._pool_sinks + (self._sinks if threads else [])
+        for sink in sorted(sinks, key=lambda s: s.kind):  # data before trees
             sink.flush()
 
     def finish(self) -> None:
         """Thread side: store every open pack, wait for all uploads, raise the first failure. Call
         it once no thread adds any more."""
         self.check()
-        self._flush_sinks()
+        self._flush_sinks(threads=True)
         self.wait_all()
 
     def stats(self) -> PackStats:
@@ -289,11 +289,12 @@ class Packer:
             self._pool_sinks = []
 
     async def flush(self) -> None:
-        """Store every open pack and wait for all uploads; raise the first failure. The packer can
-        be used again afterwards. The index file is the caller's (``flush_index``)."""
+        """Store the packs opened by ``add`` and wait for all uploads; raise the first failure. The
+        packer can be used again afterwards. The index file is the caller's (``flush_index``); the
+        thread side's sinks are ``finish``'s."""
         await self._stop_pool()
         try:
-            await asyncio.to_thread(self._flush_sinks)
+            await asyncio.to_thread(self._flush_sinks, threads=False)
         finally:
             await self._await_uploads()
         self._let_pool_sinks_go()
