@@ -8,9 +8,10 @@ Threads and bounds (docs/architecture.md, "Snapshot pipeline"):
 * a reader reads its file in bounded blocks (FastCDC streaming), hashes every chunk with the keyed
   BLAKE3, claims the chunks neither the index nor this session has, and passes them in groups of a
   few MiB to a saver pool (``workers`` threads) under a shared byte budget;
-* a saver compresses and seals each chunk into its own open pack; a full pack is handed to the event
-  loop for upload, at most ``max_inflight`` at a time, so memory stays bounded whatever the data size
-  (docs/architecture.md, "Bounds");
+* a saver compresses and seals each chunk into its own open pack (a ``PackSink`` of the run's
+  ``Packer``, ``repo/packer.py``); a full pack is handed to the event loop for upload, at most
+  ``max_inflight`` at a time, so memory stays bounded whatever the data size (docs/architecture.md,
+  "Bounds");
 * directories are finalized in post-order as soon as all their files are done: the tree is serialized,
   hashed and added to a metadata pack;
 * the caller writes the index, then the snapshot object — last, so a crash leaves no dangling point.
@@ -38,7 +39,7 @@ from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.chunker import Chunker
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format import FormatError
-from tiervault.core.format.pack import PackKind, PackWriter
+from tiervault.core.format.pack import PackKind
 from tiervault.core.format.tree import (
     ContentItem,
     content_to_json,
@@ -47,6 +48,7 @@ from tiervault.core.format.tree import (
     json_name,
 )
 from tiervault.errors import TiervaultError, UsageError
+from tiervault.repo.packer import Packer, PackSink
 from tiervault.repo.repository import Repository
 from tiervault.sources.folder import RangeReader, data_extents, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ, FileChanged, FileState, open_regular
@@ -102,105 +104,6 @@ class Progress:
         with self.lock:
             self.files_done += files
             self.bytes_done += nbytes
-
-
-class _Uploads:
-    """Hands finished packs from worker threads to the event loop, at most ``limit`` in flight."""
-
-    def __init__(self, repo: Repository, loop: asyncio.AbstractEventLoop, limit: int, stats: SnapshotStats):
-        self.repo, self.loop, self.stats = repo, loop, stats
-        self._to_bytes = repo.put_needs_bytes
-        self._slots = threading.BoundedSemaphore(limit)
-        self._lock = threading.Lock()
-        self._futures: list[cf.Future[Any]] = []
-        self.error: BaseException | None = None
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def submit(self, writer: PackWriter) -> None:
-        self.check()
-        entries = list(writer.entries)
-        view = writer.finish()
-        # a store that needs bytes would copy the pack during the upload, with the writer's buffer
-        # still alive: copy here, off the event loop, and free the buffer now (half the memory)
-        data: bytes | memoryview = bytes(view) if self._to_bytes else view
-        del view
-        self._slots.acquire()
-        with self._lock:
-            self.stats.packs_new += 1
-            self.stats.stored_new += len(data)
-        fut = asyncio.run_coroutine_threadsafe(
-            self.repo.save_pack(writer.kind, writer.salt, data, entries), self.loop
-        )
-
-        def done(f: cf.Future[Any]) -> None:
-            self._slots.release()
-            exc = None if f.cancelled() else f.exception()
-            if f.cancelled() or exc is not None:
-                with self._lock:
-                    if self.error is None:
-                        self.error = exc or asyncio.CancelledError()
-
-        fut.add_done_callback(done)
-        with self._lock:
-            self._futures = [f for f in self._futures if not f.done()]
-            self._futures.append(fut)
-
-    def wait_all(self, *, check: bool = True) -> None:
-        """Wait for every upload submitted so far; then raise the first failure (``check``)."""
-        with self._lock:
-            futures = list(self._futures)
-        for f in futures:
-            try:
-                f.result()
-            except BaseException:
-                pass
-        if check:
-            self.check()
-
-
-class _Sink:
-    """One open pack of one kind, owned by one thread."""
-
-    def __init__(
-        self,
-        repo: Repository,
-        uploads: _Uploads,
-        kind: PackKind,
-        stats: SnapshotStats,
-        stats_lock: threading.Lock,
-        claims: set[bytes],
-    ) -> None:
-        self.repo, self.uploads, self.kind, self.claims = repo, uploads, kind, claims
-        self.stats, self.stats_lock = stats, stats_lock
-        self.writer: PackWriter | None = None
-
-    def add(self, cid: bytes, data: bytes | memoryview) -> None:
-        """Store ``data`` unless the index or this session already has it."""
-        if self.repo.index.claim(cid, self.claims):
-            self.store(cid, data)
-
-    def store(self, cid: bytes, data: bytes | memoryview) -> None:
-        """Store an already claimed chunk."""
-        if self.writer is None:
-            self.writer = PackWriter(
-                self.repo.keys.encryption,
-                self.kind,
-                capacity=2 * self.repo.pack_size + self.repo.chunker_params.max_size,
-            )
-        self.writer.add(cid, data)
-        with self.stats_lock:
-            self.stats.chunks_new += 1
-            self.stats.bytes_new += len(data)
-        if self.writer.size >= self.repo.pack_size or self.writer.full:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.writer is not None and len(self.writer):
-            writer, self.writer = self.writer, None
-            self.uploads.submit(writer)
 
 
 class _Stopped(Exception):
@@ -321,15 +224,14 @@ class FolderArchiver:
         self.errors: list[dict[str, str]] = []
         self.warnings: list[dict[str, str]] = []
         self._stats_lock = threading.Lock()
-        self._uploads = _Uploads(repo, loop, max(1, max_inflight), self.stats)
-        self._sinks: list[_Sink] = []
+        self._claims: set[bytes] = set()
+        self._packer = Packer(repo, loop=loop, max_inflight=max(1, max_inflight), claims=self._claims)
         self._local = threading.local()
         self._queue_slots = threading.Semaphore(self.workers * 8)
         self._ready: collections.deque[_PendingDir] = collections.deque()
-        self._claims: set[bytes] = set()
         self._batch = _Job()
         self._budget = _Budget(READ_BUDGET)
-        self._meta = _Sink(repo, self._uploads, PackKind.META, self.stats, self._stats_lock, self._claims)
+        self._meta = self._packer.sink(PackKind.META)  # the walker's
 
     # ---------------------------------------------------------------- helpers
 
@@ -363,13 +265,10 @@ class FolderArchiver:
             chunker = self._local.chunker = Chunker(self.repo.chunker_params, self.repo.keys.chunker_seed)
         return chunker
 
-    def _sink(self) -> _Sink:
-        sink: _Sink | None = getattr(self._local, "sink", None)
+    def _sink(self) -> PackSink:
+        sink: PackSink | None = getattr(self._local, "sink", None)
         if sink is None:
-            sink = _Sink(self.repo, self._uploads, PackKind.DATA, self.stats, self._stats_lock, self._claims)
-            with self._stats_lock:
-                self._sinks.append(sink)
-            self._local.sink = sink
+            sink = self._local.sink = self._packer.sink(PackKind.DATA)
         return sink
 
     def _submit_saves(self, group: _Group) -> None:
@@ -378,7 +277,7 @@ class FolderArchiver:
             return
         chunks, size = group.chunks, group.nbytes
         group.chunks, group.nbytes = [], 0
-        self._uploads.check()
+        self._packer.check()
         self._budget.acquire(size)
         try:
             self._savers.submit(self._save_job, chunks, size)
@@ -387,16 +286,15 @@ class FolderArchiver:
             raise
 
     def _save_job(self, chunks: list[tuple[bytes, bytes | memoryview]], size: int) -> None:
+        packer = self._packer
         try:
             sink = self._sink()
             for cid, data in chunks:
-                if self._uploads.error is not None or self._stop.cancelled:
+                if packer.error is not None or self._stop.cancelled:
                     break
                 sink.store(cid, data)
         except BaseException as exc:
-            with self._stats_lock:
-                if self._uploads.error is None:
-                    self._uploads.error = exc
+            packer.fail(exc)
         finally:
             self._budget.release(size)
 
@@ -589,7 +487,7 @@ class FolderArchiver:
 
     def _submit(self, job: _Job) -> None:
         self._queue_slots.acquire()
-        self._uploads.check()
+        self._packer.check()
         job.future = self._pool.submit(self._read_job, job)
 
     def _submit_batch(self) -> None:
@@ -660,13 +558,13 @@ class FolderArchiver:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._savers.shutdown(wait=True)
         if self._stop.cancelled:
-            self._uploads.wait_all(check=False)  # nothing is stored after the cancellation completes
+            self._packer.wait_all(check=False)  # nothing is stored after the cancellation completes
             raise Cancelled
-        self._uploads.check()
-        for sink in self._sinks:
-            sink.flush()
-        self._meta.flush()
-        self._uploads.wait_all()
+        self._packer.finish()
+        packed = self._packer.stats()
+        stats = self.stats
+        stats.chunks_new, stats.bytes_new = packed.chunks, packed.bytes
+        stats.packs_new, stats.stored_new = packed.packs, packed.stored
         assert top.tree_id is not None
         root["subtree"] = top.tree_id.hex()
         self.stats.duration_s = self._clock.monotonic() - started

@@ -20,8 +20,9 @@ from typing import Any
 
 import tiervault
 from tiervault.core.crypto import chunk_id
-from tiervault.core.format.pack import PackKind, PackWriter
+from tiervault.core.format.pack import PackKind
 from tiervault.core.format.tree import entry_json, put_bytes
+from tiervault.repo.packer import Packer
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord, utc_iso
 
@@ -44,21 +45,28 @@ class Planter:
 
     def __init__(self, vault: tiervault.Vault) -> None:
         self.repo: Repository = vault._repo
-        self._data = PackWriter(self.repo.keys.encryption, PackKind.DATA)
-        self._meta = PackWriter(self.repo.keys.encryption, PackKind.META)
+        self._packer = Packer(self.repo)
+        #: data chunks named by ``chunk`` (a synchronous call), stored at the next ``tree`` or ``flush``
+        self._chunks: list[tuple[bytes, bytes]] = []
 
     # ------------------------------------------------------------------ content
 
     def chunk(self, data: bytes) -> str:
         """Store ``data`` as one data chunk; its id in hex (as a file's ``content`` lists it)."""
         cid = chunk_id(self.repo.keys.chunk_id, data)
-        self._data.add(cid, data)
+        self._chunks.append((cid, data))
         return cid.hex()
+
+    async def _store_chunks(self) -> None:
+        chunks, self._chunks = self._chunks, []
+        for cid, data in chunks:
+            await self._packer.add(PackKind.DATA, cid, data)
 
     async def tree_bytes(self, data: bytes) -> str:
         """Store raw tree bytes as a tree chunk (anything: the decoder is what is under test)."""
         tid = chunk_id(self.repo.tree_key, data)
-        self._meta.add(tid, data)
+        await self._store_chunks()
+        await self._packer.add(PackKind.META, tid, data)
         return tid.hex()
 
     async def tree(self, nodes: list[dict[str, Any]]) -> str:
@@ -94,12 +102,8 @@ class Planter:
 
     async def flush(self) -> None:
         """Store the open packs and an index file for them."""
-        for attr in ("_data", "_meta"):
-            writer: PackWriter = getattr(self, attr)
-            if len(writer):
-                entries = list(writer.entries)
-                await self.repo.save_pack(writer.kind, writer.salt, bytes(writer.finish()), entries)
-                setattr(self, attr, PackWriter(self.repo.keys.encryption, writer.kind))
+        await self._store_chunks()
+        await self._packer.flush()
         await self.repo.flush_index()
 
     async def commit(

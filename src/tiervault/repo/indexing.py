@@ -1,0 +1,145 @@
+"""Index files (``index/<h>``): loading every one into the in-memory ``Index`` (damaged ones recorded,
+not fatal), the pack records waiting for the next index file, and indexing packs an interrupted
+snapshot stored without one (docs/format.md, "Index files")."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from tiervault.backend.base import Backend
+from tiervault.core.crypto import TAG_SIZE, AuthenticationFailed
+from tiervault.core.format import FormatError
+from tiervault.core.format.envelope import ObjectType, seal_object
+from tiervault.core.format.indexfile import PackRecord, decode_index, encode_index
+from tiervault.core.format.pack import (
+    PRELUDE_SIZE,
+    TRAILER_SIZE,
+    PackKind,
+    header_length,
+    open_header,
+    parse_prelude,
+)
+from tiervault.errors import IntegrityError
+from tiervault.repo.index import Index, pack_name
+from tiervault.repo.objects import SealedObjects, bounded_gather, put_hashed
+
+log = logging.getLogger("tiervault.repo")
+
+#: an index file is written after this many new packs (~512 MiB), not only at the end of a snapshot
+INDEX_FLUSH_PACKS = 32
+
+
+class IndexFiles:
+    """The index files of one repository, feeding ``index``; ``errors`` lists the damaged ones."""
+
+    def __init__(self, backend: Backend, objects: SealedObjects, encryption_key: bytes, index: Index) -> None:
+        self.backend, self.objects, self.index = backend, objects, index
+        self._key = encryption_key
+        self.errors: list[IntegrityError] = []
+        self._pending: list[PackRecord] = []
+        self._pending_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+
+    async def names(self) -> list[str]:
+        return [info.name async for info in self.backend.list("index/")]
+
+    async def load_file(self, name: str) -> list[PackRecord]:
+        plain = await self.objects.load(name, ObjectType.INDEX)
+        try:
+            return decode_index(plain)
+        except FormatError as exc:
+            raise IntegrityError(name, str(exc)) from exc
+
+    async def load_all(self) -> None:
+        """Load every index file. A damaged one is logged and kept in ``errors`` (``check`` reports
+        it; a restore that needs a chunk only it listed fails naming it) instead of making the whole
+        repository unusable."""
+        names = await self.names()
+
+        async def load(name: str) -> list[PackRecord]:
+            try:
+                return await self.load_file(name)
+            except IntegrityError as exc:
+                log.error("%s", exc)
+                self.errors.append(exc)
+                return []
+
+        for records in await bounded_gather([functools.partial(load, n) for n in names]):
+            for rec in records:
+                self.index.add_record(rec)
+
+    async def add(self, rec: PackRecord) -> None:
+        """A stored pack: known in memory now, in an index file at the next ``flush`` (which comes by
+        itself every ``INDEX_FLUSH_PACKS`` packs)."""
+        self.index.add_record(rec)
+        async with self._pending_lock:
+            self._pending.append(rec)
+            due = len(self._pending) >= INDEX_FLUSH_PACKS
+        if due:  # a long snapshot indexes its packs as it goes: an interruption loses little
+            await self.flush()
+
+    async def flush(self) -> str | None:
+        """Write one index file for the packs stored since the last flush."""
+        # One flush at a time, and the lock is held until the file is stored: a session that finds
+        # nothing pending knows that everything it may have reused from another session is indexed.
+        async with self._flush_lock:
+            async with self._pending_lock:
+                records, self._pending = self._pending, []
+            if not records:
+                return None
+            try:
+                data = await asyncio.to_thread(
+                    lambda: seal_object(self._key, ObjectType.INDEX, encode_index(records))
+                )
+                return await put_hashed(self.backend, "index/", data)
+            except BaseException:
+                async with self._pending_lock:
+                    self._pending[:0] = records
+                raise
+
+    async def recover_orphans(self) -> int:
+        """Index packs that reached storage but not an index file (an interrupted snapshot), so the
+        next snapshot reuses their chunks instead of uploading them again. Reads only each orphan's
+        prelude, header and trailer. A pack whose header does not authenticate is left to ``check``.
+        Returns how many packs were recovered."""
+        known = self.index.pack_ids()
+        orphans = []
+        for kind in PackKind:
+            async for info in self.backend.list(kind.prefix + "/"):
+                pid = info.name.rsplit("/", 1)[-1]
+                if pid not in known and len(pid) == 64:
+                    orphans.append((kind, pid, info.size))
+
+        records = await bounded_gather([functools.partial(self._recover, *o) for o in orphans])
+        recovered = [r for r in records if r is not None]
+        for rec in recovered:
+            self.index.add_record(rec)
+        if recovered:
+            async with self._pending_lock:
+                self._pending.extend(recovered)
+            await self.flush()
+            log.info("indexed %d pack(s) left by an interrupted snapshot", len(recovered))
+        return len(recovered)
+
+    async def _recover(self, kind: PackKind, pid: str, size: int) -> PackRecord | None:
+        name = pack_name(kind, pid)
+        get = self.backend.get
+        try:
+            if size < PRELUDE_SIZE + TRAILER_SIZE + TAG_SIZE:
+                raise FormatError("too short for a pack")
+            prelude = await get(name, offset=0, length=PRELUDE_SIZE)
+            hlen = header_length(await get(name, offset=size - TRAILER_SIZE, length=TRAILER_SIZE))
+            start = size - TRAILER_SIZE - hlen
+            if start < PRELUDE_SIZE:
+                raise FormatError("header length out of range")
+            sealed = await get(name, offset=start, length=hlen)
+            entries = await asyncio.to_thread(open_header, self._key, prelude, sealed, start)
+            found_kind, salt = parse_prelude(prelude)
+            if found_kind is not kind:
+                raise FormatError("pack kind does not match its folder")
+        except (FormatError, AuthenticationFailed) as exc:
+            log.warning("unindexed pack %s is unreadable (check reports it): %s", name, exc)
+            return None
+        return PackRecord(pid, kind, salt, tuple(entries))
