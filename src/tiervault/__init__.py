@@ -7,19 +7,7 @@ async with tiervault.open("/backups/repo", password=...) as vault:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from tiervault.api import (
-    AzureOptions,
-    Entry,
-    Item,
-    KeyInfo,
-    RecoveryPoint,
-    RestoreResult,
-    SnapshotResult,
-    Vault,
-    init,
-)
+from tiervault.api import AzureOptions, init
 from tiervault.api import open as open  # tiervault.open; not in __all__: a star import keeps the builtin
 from tiervault.archiver import Progress, SnapshotStats
 from tiervault.core.crypto import ScryptParams
@@ -42,8 +30,11 @@ from tiervault.errors import (
 )
 from tiervault.maintenance import CheckResult
 from tiervault.memory import tune_allocator
+from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
 from tiervault.restorer import RestoreStats
+from tiervault.vault import Vault
+from tiervault.version import __version__
 
 __all__ = [
     "AzureOptions",

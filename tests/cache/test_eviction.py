@@ -12,8 +12,8 @@ import pytest
 
 from tests.cache import KiB, MiB, Tally, cache_root, cached, init_vault, open_vault, random_tree, stored
 from tests.support.trees import assert_trees_equal, snapshot_tree
-from tiervault import api
 from tiervault.backend.local import LocalBackend
+from tiervault.backup import newest_point_pin
 from tiervault.cache import CacheBackend
 from tiervault.core.crypto import object_hash
 from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
@@ -99,7 +99,7 @@ async def test_a_snapshot_pins_what_its_point_needs(tmp_path: Path) -> None:
         packs = await data_packs_of(
             vault._repo, bytes.fromhex((await vault._repo.load_snapshot(result.point.id)).tree)
         )
-        assert packs and cache.pinned(api._newest_point_pin("src")) == frozenset(packs)
+        assert packs and cache.pinned(newest_point_pin("src")) == frozenset(packs)
         assert packs == {n for n in stored(tmp_path / "repo") if n.startswith("data/")}
 
 

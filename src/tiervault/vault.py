@@ -1,0 +1,308 @@
+"""The :class:`Vault`: an opened repository and every operation on it, through the public API.
+
+Each method is thin: the rules live in the engine modules it calls (``protection``, ``selection``,
+``backup``, ``restorer``, ``maintenance``), and the results are the value types of ``models``.
+``api.open`` / ``api.init`` build the backend stack and hand it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+
+from tiervault import backup, protection, selection
+from tiervault.archiver import Progress
+from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
+from tiervault.clock import SYSTEM_CLOCK, Clock
+from tiervault.core.crypto import ScryptParams
+from tiervault.deadline import stop_time
+from tiervault.errors import NotFoundError, UsageError
+from tiervault.maintenance import CheckResult, check
+from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
+from tiervault.policy import Policy
+from tiervault.repo.leftovers import incomplete_writes, leftover_warnings
+from tiervault.repo.repository import Repository
+from tiervault.repo.snapshots import SnapshotRecord
+from tiervault.repo.treewalk import walk
+from tiervault.restorer import Restorer
+
+Password = str | bytes
+log = logging.getLogger("tiervault.vault")
+
+
+def password_bytes(pw: Password) -> bytes:
+    """A password as the key derivation takes it (UTF-8 for text); an empty one is refused."""
+    data = pw.encode("utf-8") if isinstance(pw, str) else bytes(pw)
+    if not data:
+        raise UsageError("the password must not be empty")
+    return data
+
+
+def _inside_of(target: str | os.PathLike[str], source: str) -> bool:
+    """Does ``target`` lie strictly below ``source`` (symlinks resolved)?"""
+    if not source:
+        return False
+    real = os.path.realpath(os.path.abspath(os.fspath(target)))
+    src = os.path.realpath(source)
+    return real != src and os.path.commonpath([real, src]) == src
+
+
+class Vault:
+    """An opened repository. Use ``async with tiervault.open(...) as vault``.
+
+    ``clock`` is the time snapshot and restore deadlines are measured with (``open(..., clock=)``; a
+    fake one makes them testable).
+    """
+
+    def __init__(
+        self, repo: Repository, *, cache: CacheBackend | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self._repo = repo
+        self._clock = clock
+        self._closed = False
+        #: the disk tier in ``repo.backend``'s stack (``_backend_for`` built it), if any
+        self._cache = cache
+
+    @property
+    def repository_id(self) -> str:
+        return self._repo.id
+
+    @property
+    def location(self) -> str:
+        return self._repo.backend.location
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._repo.backend.aclose()
+
+    async def __aenter__(self) -> Vault:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ items
+
+    async def protect(self, path: str | os.PathLike[str], *, name: str, policy: Policy | None = None) -> Item:
+        """Register a folder under ``name`` with a policy, or update the policy of an existing item
+        (``policy=None`` keeps an existing item's policy; a new item gets ``Policy()``).
+
+        Re-protecting an existing name with a different path is refused (it would mix two sources in
+        one history).
+        """
+        return Item._from(await protection.protect(self._repo, path, name=name, policy=policy))
+
+    async def items(self) -> list[Item]:
+        return [Item._from(r) for r in await self._repo.list_items()]
+
+    async def item(self, name: str) -> Item:
+        return Item._from(await protection.find_item(self._repo, name))
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def snapshot(
+        self,
+        item: str | Item,
+        *,
+        tags: Sequence[str] = (),
+        force_rehash: bool = False,
+        progress: Progress | None = None,
+        deadline: float | datetime | None = None,
+    ) -> SnapshotResult:
+        """Take a recovery point of a protected item.
+
+        Files unchanged since the previous point of the same item on this host (same size, mtime,
+        ctime and inode) are not read again unless ``force_rehash``. A file that cannot be read is
+        listed in ``errors`` and the result is ``partial``; the point is still committed.
+
+        ``deadline`` (seconds from now, or an aware datetime) bounds the run, for Azure Functions:
+        before it, the snapshot stops taking new files, stores what it has and commits an
+        *incomplete* point (``result.incomplete``). That point is the checkpoint: the next call for
+        the same item resumes from it, reading only what it did not finish and uploading nothing
+        that is already stored. ``latest`` never resolves to an incomplete point. Every run finishes at
+        least one file, so repeated runs under even a very short deadline converge.
+
+        A file that changed while it was read is read again; one that changed again is stored as read
+        and listed in ``warnings`` (also kept in the point). Cancelling the task stops the snapshot's
+        threads before the cancellation completes, and commits no point.
+        """
+        it = await protection.find_item(self._repo, item.name if isinstance(item, Item) else item)
+        done = await backup.take(
+            self._repo,
+            it,
+            clock=self._clock,
+            disk_tier=self._cache,
+            tags=tags,
+            force_rehash=force_rehash,
+            progress=progress,
+            deadline=deadline,
+        )
+        out = done.outcome
+        return SnapshotResult(
+            RecoveryPoint._from(done.record), out.stats, tuple(out.errors), tuple(out.warnings)
+        )
+
+    async def points(
+        self, item: str | None = None, *, tags: Sequence[str] | None = None
+    ) -> list[RecoveryPoint]:
+        """Recovery points, oldest first, optionally of one item and having all of ``tags``.
+
+        A damaged snapshot object is left out and logged as a warning naming it (logger
+        ``tiervault.repo``); ``check`` reports it as an error. ``latest`` and the parent of a new
+        snapshot skip damaged points the same way."""
+        return [RecoveryPoint._from(s) for s in await selection.matching(self._repo, item, tags)]
+
+    async def point(self, ref: str | RecoveryPoint) -> RecoveryPoint:
+        """A point by id, unique id prefix, ``latest`` or ``latest:<item>``."""
+        return RecoveryPoint._from(await self._record(ref))
+
+    async def _record(self, ref: str | RecoveryPoint) -> SnapshotRecord:
+        if isinstance(ref, RecoveryPoint):
+            return await self._repo.load_snapshot(ref.id)
+        return await selection.resolve(self._repo, ref)
+
+    async def ls(self, point: str | RecoveryPoint, path: str = "", *, recursive: bool = False) -> list[Entry]:
+        """The entries of directory ``path`` inside a recovery point (or the entry itself for a file)."""
+        rec = await self._record(point)
+        parts = [p for p in os.fsencode(path).split(b"/") if p not in (b"", b".")]
+        tree = bytes.fromhex(rec.tree)
+        prefix = b""
+        for i, part in enumerate(parts):
+            nodes = {n.name: n for n in await self._repo.load_tree(tree)}
+            node = nodes.get(part)
+            if node is None:
+                raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
+            prefix = prefix + b"/" + part if prefix else part
+            if node.type != "dir":
+                if i != len(parts) - 1:
+                    raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
+                return [Entry._from(os.fsdecode(prefix), node)]
+            assert node.subtree is not None
+            tree = node.subtree
+        return [
+            Entry._from(os.fsdecode(entry_path), node)
+            async for entry_path, node in walk(
+                self._repo, tree, prefix=prefix, descend=lambda _p, _n: recursive
+            )
+        ]
+
+    async def restore(
+        self,
+        point: str | RecoveryPoint,
+        target: str | os.PathLike[str],
+        *,
+        paths: Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        verify: bool = False,
+        deadline: float | datetime | None = None,
+        force: bool = False,
+    ) -> RestoreResult:
+        """Rebuild a recovery point (or the selected part of it) under ``target``.
+
+        ``paths`` are paths inside the point; ``include``/``exclude`` are glob patterns matched
+        against each path and its components. Files already identical in ``target`` are left
+        alone; others are replaced atomically. ``verify`` re-reads every restored file. Nothing
+        outside ``target`` is ever changed, whatever the point holds (docs/architecture.md,
+        "Restore").
+
+        ``deadline`` (seconds from now, or an aware datetime): before it, no new read starts; files
+        finished by then are complete, and the result is ``incomplete``. The same restore into the
+        same target resumes: complete files are recognised by their content and skipped.
+
+        A target inside the item's protected source (the next snapshot would hold the restored copy
+        too) is refused with ``UsageError`` unless ``force``; then it is a warning. Restoring over
+        the source itself is allowed. A restore that could put nothing in place (a read-only target,
+        every entry failing) raises ``TiervaultError``; per-entry failures otherwise are in
+        ``errors``.
+        """
+        stop_at = stop_time(deadline, self._clock)
+        before = self._cache.stats() if self._cache is not None else None
+        rec = await self._record(point)
+        await self._check_restore_target(rec, target, force)
+        restorer = Restorer(
+            self._repo,
+            rec,
+            target,
+            paths=paths,
+            include=include,
+            exclude=exclude,
+            verify=verify,
+            stop_at=stop_at,
+            clock=self._clock,
+        )
+        stats, errors = await restorer.run()
+        if self._cache is not None and before is not None:
+            # reads per tier during this restore (other calls on this vault meanwhile count too)
+            served = self._cache.stats() - before
+            stats.cache_hits, stats.cache_bytes = served.cache_hits, served.cache_bytes
+            stats.remote_reads, stats.remote_bytes = served.remote_reads, served.remote_bytes
+        else:
+            stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
+        return RestoreResult(stats, tuple(errors), restorer.incomplete)
+
+    async def _check_restore_target(
+        self, rec: SnapshotRecord, target: str | os.PathLike[str], force: bool
+    ) -> None:
+        """Refuse (or with ``force`` warn about) a target strictly inside the item's source (the
+        point's ``source``: an item's source never changes, see ``protect``)."""
+        if not await asyncio.to_thread(_inside_of, target, rec.source):
+            return
+        msg = (
+            f"restore target {os.fspath(target)!r} is inside the protected source {rec.source!r} of "
+            f"item {rec.item!r}: the next snapshot would back up the restored copy too"
+        )
+        if not force:
+            raise UsageError(msg + "; restore elsewhere, or pass force=True (--force) to restore there")
+        log.warning("%s (forced)", msg)
+
+    # ------------------------------------------------------------------ the disk tier
+
+    def _disk_tier(self) -> CacheBackend:
+        if self._cache is None:  # pragma: no cover - _backend_for always stacks one
+            raise UsageError("this vault has no disk tier")
+        return self._cache
+
+    async def cache_stats(self) -> CacheStats:
+        """The disk tier of this repository: on or off (and why), where, how full, and how many read
+        requests and bytes it and the store served since the vault was opened."""
+        return await self._disk_tier().report()
+
+    async def cache_prune(self) -> CacheCleanup:
+        """Evict least recently used entries (data packs first) until the cache is within its bound."""
+        return await self._disk_tier().prune()
+
+    async def cache_clear(self) -> CacheCleanup:
+        """Remove every cached object of this repository (nothing is lost: the store has them all)."""
+        return await self._disk_tier().clear()
+
+    # ------------------------------------------------------------------ maintenance and keys
+
+    async def check(self, *, read_data: bool = False) -> CheckResult:
+        """Verify the repository; ``read_data`` also reads and authenticates every data pack.
+
+        Temporary files left by unfinished writes are reported as warnings (count and bytes, then
+        each one by name); the next snapshot removes those older than the safe age."""
+        result = await check(self._repo, read_data=read_data)
+        result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
+        return result
+
+    async def keys(self) -> list[KeyInfo]:
+        """The repository's key slots, oldest first."""
+        return [KeyInfo._from(k) for k in await self._repo.list_keys()]
+
+    async def add_key(self, password: Password, *, kdf: ScryptParams | None = None) -> str:
+        return await self._repo.add_key(password_bytes(password), kdf=kdf)
+
+    async def remove_key(self, key_id: str) -> None:
+        await self._repo.remove_key(key_id)
+
+    async def change_password(self, new_password: Password, *, kdf: ScryptParams | None = None) -> str:
+        return await self._repo.change_password(password_bytes(new_password), kdf=kdf)
