@@ -43,7 +43,8 @@ from tiervault.errors import (
 from tiervault.maintenance import CheckResult
 from tiervault.memory import tune_allocator
 from tiervault.policy import Policy
-from tiervault.restorer import RestoreStats
+from tiervault.restore.planner import RestorePlanSummary
+from tiervault.restore.restorer import RestoreStats
 
 __all__ = [
     "AzureOptions",
@@ -64,6 +65,7 @@ __all__ = [
     "RecoveryPoint",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
+    "RestorePlanSummary",
     "RestoreResult",
     "RestoreStats",
     "ScryptParams",

@@ -51,6 +51,7 @@ import blake3
 from tiervault.backend.base import TEMP_PREFIX, Backend, Lease, ObjectInfo, RehydratePriority, Tier
 from tiervault.core.crypto import object_hash
 from tiervault.errors import BackendError, UsageError
+from tiervault.reads import count_reads
 
 log = logging.getLogger("tiervault.cache")
 
@@ -316,6 +317,7 @@ class CacheBackend:
         with self._lock:
             for k, v in deltas.items():
                 self._counts[k] += v
+        count_reads(deltas)  # and for the operation that made the read (``reads.counting_reads``)
 
     def _disable(self, exc: OSError) -> None:
         if self._failure is not None:
@@ -741,6 +743,19 @@ class CacheBackend:
 
         removed, freed = await self._manage(run, "clear")
         return CacheCleanup(removed, freed, await self.usage())
+
+    async def holds(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` the disk tier has an entry for now, without a request to the store (a
+        restore plans these as readable whatever their tier in the store). Not verified here: a
+        damaged entry is found when it is read, dropped, and read from the store instead."""
+        wanted = [n for n in names if self._usable(n)]
+        if not wanted:
+            return set()
+
+        def run() -> set[str]:
+            return {n for n in wanted if os.path.isfile(self._path(n))}
+
+        return await self._io(run) or set()
 
     # ------------------------------------------------------------------ the Backend contract
 
