@@ -158,9 +158,11 @@ class RestorePlan:
             parts.append(f"{_packs(archived)} in the Archive tier")
         if waiting:
             parts.append(f"{_packs(waiting)} still being rehydrated")
-        advice = "rehydrate them first" if archived else "wait until rehydration finishes"
+        them = "it" if len(bad) == 1 else "them"
+        advice = f"rehydrate {them} first" if archived else "wait until rehydration finishes"
         raise ObjectArchivedError(
-            f"this restore needs {' and '.join(parts)} (of {total} packs): {advice}; nothing was written"
+            f"this restore needs {' and '.join(parts)} (of {total} packs; first: {bad[0].pack.name}): "
+            f"{advice}; nothing was written"
         )
 
 
@@ -268,10 +270,15 @@ def _state_of(info: ObjectInfo) -> tuple[PackState, str]:
 
 
 async def find_pack_states(
-    repo: Repository, packs: dict[str, PackNeed], *, local: DiskTier | None = None
+    repo: Repository,
+    packs: dict[str, PackNeed],
+    *,
+    local: DiskTier | None = None,
+    list_above: int = LIST_ABOVE,
 ) -> None:
     """Set each pack's state and tier: held by the disk tier (no request), else asked of the store,
-    with a bounded ``stat`` per pack or, for many packs, one ``list`` of their folders."""
+    with a bounded ``stat`` per pack or, for more than ``list_above`` packs, one ``list`` of their
+    folders."""
     held = await local.holds(packs) if local is not None and packs else set()
     ask = []
     for name, need in packs.items():
@@ -282,7 +289,7 @@ async def find_pack_states(
     if not ask:
         return
     backend = repo.backend
-    if len(ask) > LIST_ABOVE:
+    if len(ask) > list_above:
         wanted = {n.pack.name: n for n in ask}
         for need in ask:
             need.state, need.tier = PackState.MISSING, None
