@@ -77,7 +77,8 @@ async def test_an_archived_pack_refuses_the_restore_before_anything_is_written(
     async with open_vault(repo) as vault:
         assert (await vault.plan_restore(point)).readable
         result = await vault.restore(point, out, verify=True)
-    assert result.ok
+    assert result.ok and result.stats.files_written == 9
+    assert result.stats.bytes_written == result.stats.bytes_total == plan.bytes  # no holes here
     assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
 
 

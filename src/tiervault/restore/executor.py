@@ -145,9 +145,10 @@ class Executor:
                     self.bytes_fetched += len(data)
                     if len(data) != end - start:
                         raise IntegrityError(pack.name, "pack is shorter than its index says")
-                    self.bytes_written += await asyncio.to_thread(
-                        self._write_run, pack, run, start, data, uses
-                    )
+                    # awaited first, then added: ``+= await`` would read the counter before the
+                    # await and lose what the other tasks added meanwhile
+                    written = await asyncio.to_thread(self._write_run, pack, run, start, data, uses)
+                    self.bytes_written += written
 
         try:
             async with asyncio.TaskGroup() as tg:
