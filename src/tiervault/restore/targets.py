@@ -44,7 +44,8 @@ class RestoreTarget(Protocol):
         """``f`` is there already with exactly its content: it then got its metadata."""
 
     def write(self, f: RestoreFile, data: bytes, offset: int) -> int:
-        """Write one chunk of ``f``; the last one (``f.remaining`` reaches 0) puts it in place."""
+        """Write one chunk of ``f`` at ``offset`` and count it (``f.remaining -= 1``); the last one
+        (``f.remaining`` reaches 0) puts the file in place and sets ``f.done``. Returns bytes written."""
 
     def discard(self, f: RestoreFile) -> None:
         """Forget what was written of ``f`` (it failed, or the restore did)."""
