@@ -25,13 +25,18 @@ def apply_meta_fd(fd: int, node: Node) -> None:
     if IS_ROOT:
         os.fchown(fd, node.uid, node.gid)
     os.fchmod(fd, node.mode)
+    _set_xattrs(fd, node)
+    os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+
+
+def _set_xattrs(where: int | bytes, node: Node) -> None:
+    """``node``'s xattrs on a descriptor or a ``/proc/self/fd`` path; unsupported ones are skipped."""
     for name, value in node.xattrs:
         try:
-            os.setxattr(fd, name, value)
+            os.setxattr(where, name, value)
         except OSError as exc:
             if exc.errno not in _XATTR_IGNORED:
                 raise
-    os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
 
 
 def node_meta(pfd: int, name: bytes, node: Node, fmt: int) -> None:
@@ -49,12 +54,7 @@ def node_meta(pfd: int, name: bytes, node: Node, fmt: int) -> None:
                 proc = b"/proc/self/fd/%d" % fd
                 if fmt != stat.S_IFLNK:
                     os.chmod(proc, node.mode)
-                for key, value in node.xattrs:
-                    try:
-                        os.setxattr(proc, key, value)
-                    except OSError as exc:
-                        if exc.errno not in _XATTR_IGNORED:
-                            raise
+                _set_xattrs(proc, node)
             finally:
                 os.close(fd)
         elif fmt != stat.S_IFLNK:  # BSD and macOS: fchmodat(AT_SYMLINK_NOFOLLOW); no xattrs in os
