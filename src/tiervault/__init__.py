@@ -32,7 +32,8 @@ from tiervault.maintenance import CheckResult
 from tiervault.memory import tune_allocator
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
-from tiervault.restorer import RestoreStats
+from tiervault.restore.planner import RestorePlanSummary
+from tiervault.restore.restorer import RestoreStats
 from tiervault.vault import Vault
 from tiervault.version import __version__
 
@@ -55,6 +56,7 @@ __all__ = [
     "RecoveryPoint",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
+    "RestorePlanSummary",
     "RestoreResult",
     "RestoreStats",
     "ScryptParams",

@@ -13,7 +13,7 @@ from tiervault.archiver import SnapshotStats
 from tiervault.core.format.tree import Node
 from tiervault.policy import Policy
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
-from tiervault.restorer import RestoreStats
+from tiervault.restore.restorer import RestoreStats
 
 
 @dataclass(frozen=True, slots=True)

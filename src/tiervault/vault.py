@@ -24,11 +24,12 @@ from tiervault.errors import NotFoundError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
+from tiervault.reads import counting_reads
 from tiervault.repo.leftovers import incomplete_writes, leftover_warnings
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import walk
-from tiervault.restorer import Restorer
+from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
 
 Password = str | bytes
 log = logging.getLogger("tiervault.vault")
@@ -193,6 +194,22 @@ class Vault:
             )
         ]
 
+    async def plan_restore(
+        self,
+        point: str | RecoveryPoint,
+        *,
+        paths: Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> RestorePlanSummary:
+        """What restoring ``point`` (or the selection, as for ``restore``) needs, writing nothing:
+        files, directories, bytes, and the packs to read by state (``readable``, ``archived``,
+        ``rehydrating``, ``missing``) with their bytes by tier (``disk`` for the local disk tier,
+        else the store's). ``restore`` refuses to start unless ``readable``."""
+        rec = await self._record(point)
+        plan = await plan_restore(self._repo, rec, Selection(paths, include, exclude), local=self._cache)
+        return plan.summary()
+
     async def restore(
         self,
         point: str | RecoveryPoint,
@@ -222,30 +239,29 @@ class Vault:
         the source itself is allowed. A restore that could put nothing in place (a read-only target,
         every entry failing) raises ``TiervaultError``; per-entry failures otherwise are in
         ``errors``.
+
+        Before anything is written, every pack the restore reads is checked (``plan_restore``): one
+        in the Archive tier or being rehydrated raises ``ObjectArchivedError``, a missing one
+        ``ObjectNotFoundError``, each naming how many packs and bytes.
         """
         stop_at = stop_time(deadline, self._clock)
-        before = self._cache.stats() if self._cache is not None else None
-        rec = await self._record(point)
-        await self._check_restore_target(rec, target, force)
-        restorer = Restorer(
-            self._repo,
-            rec,
-            target,
-            paths=paths,
-            include=include,
-            exclude=exclude,
-            verify=verify,
-            stop_at=stop_at,
-            clock=self._clock,
-        )
-        stats, errors = await restorer.run()
-        if self._cache is not None and before is not None:
-            # reads per tier during this restore (other calls on this vault meanwhile count too)
-            served = self._cache.stats() - before
-            stats.cache_hits, stats.cache_bytes = served.cache_hits, served.cache_bytes
-            stats.remote_reads, stats.remote_bytes = served.remote_reads, served.remote_bytes
-        else:
-            stats.remote_reads, stats.remote_bytes = stats.read_requests, stats.bytes_fetched
+        with counting_reads() as reads:  # every read of this restore per tier, the point's record too
+            rec = await self._record(point)
+            await self._check_restore_target(rec, target, force)
+            restorer = Restorer(
+                self._repo,
+                rec,
+                target,
+                paths=paths,
+                include=include,
+                exclude=exclude,
+                verify=verify,
+                stop_at=stop_at,
+                clock=self._clock,
+                local=self._cache,
+                reads=reads,
+            )
+            stats, errors = await restorer.run()
         return RestoreResult(stats, tuple(errors), restorer.incomplete)
 
     async def _check_restore_target(

@@ -16,7 +16,7 @@ from tests.support.hostile import Planter, node
 from tests.support.trees import Dir, File, HardLink, build_tree
 from tiervault.maintenance import check
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, check_point
-from tiervault.restorer import Restorer
+from tiervault.restore import Restorer
 
 
 def errors_about(result: tiervault.CheckResult, *words: str) -> list[dict[str, str]]:

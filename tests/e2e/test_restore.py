@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import tiervault
-import tiervault.restorer
+import tiervault.restore.restorer
 from tests.e2e import KiB, MiB, leftovers
 from tests.support.trees import (
     Dir,
@@ -185,7 +185,7 @@ async def test_verify_detects_a_damaged_restored_file(
 ) -> None:
     pt, _before = point
     out = tmp_path / "out"
-    real_finish = tiervault.restorer.Restorer._finish
+    real_finish = tiervault.restore.restorer.Restorer._finish
 
     def finish_then_damage(self, plan, root):  # type: ignore[no-untyped-def]
         real_finish(self, plan, root)
@@ -193,7 +193,7 @@ async def test_verify_detects_a_damaged_restored_file(
             fh.seek(1000)
             fh.write(b"\x00garbage\x00")
 
-    monkeypatch.setattr(tiervault.restorer.Restorer, "_finish", finish_then_damage)
+    monkeypatch.setattr(tiervault.restore.restorer.Restorer, "_finish", finish_then_damage)
     result = await vault.restore(pt, out, verify=True)
     assert not result.ok
     assert [e["path"] for e in result.errors] == ["sub/b.bin"]

@@ -24,8 +24,8 @@ import tiervault
 from tests.e2e import leftovers
 from tests.support.hostile import Planter, node
 from tests.support.trees import File, HardLink, Symlink, assert_trees_equal, build_tree, snapshot_tree
-from tiervault.restore_target import RestoreTarget
-from tiervault.restorer import Restorer
+from tiervault.restore import Restorer
+from tiervault.restore.dirfd import DirectoryFS
 
 OUTSIDE_MTIME_NS = 1_234_567_890_123_456_789
 HANG_GUARD_S = 60.0  # only a guard against a hang: the outcome is asserted, never the time taken
@@ -340,7 +340,7 @@ async def test_name_with_a_nul_byte_is_an_error_for_that_entry(
 def test_the_target_refuses_names_that_are_not_one_component(tmp_path: Path, rel: bytes) -> None:
     """Below the decoder's checks: the target itself never resolves ``..`` or an empty component."""
     (tmp_path / "t" / "a").mkdir(parents=True)
-    target = RestoreTarget(os.fsencode(tmp_path / "t"))
+    target = DirectoryFS(os.fsencode(tmp_path / "t"))
     target.open()
     try:
         ops: list[Callable[[bytes], object]] = [target.lstat, target.make_dir, target.open_regular]

@@ -181,6 +181,19 @@ class CacheBackend:
         removed, freed = await self._manage(self._bounds.clear, "clear")
         return CacheCleanup(removed, freed, await self.usage())
 
+    async def holds(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` the disk tier has an entry for now, without a request to the store (a
+        restore plans these as readable whatever their tier in the store). Not verified here: a
+        damaged entry is found when it is read, dropped, and read from the store instead."""
+        wanted = [n for n in names if self._usable(n)]
+        if not wanted:
+            return set()
+
+        def run() -> set[str]:
+            return {n for n in wanted if os.path.isfile(self._entries.path(n))}
+
+        return await self._io(run) or set()
+
     # ------------------------------------------------------------------ the Backend contract
 
     @property

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tiervault.reads import count_reads
+
 
 @dataclass(frozen=True, slots=True)
 class CacheCounters:
@@ -45,6 +47,7 @@ class Tally:
         with self._lock:
             for k, v in deltas.items():
                 self._counts[k] += v
+        count_reads(deltas)  # and for the operation that made the read (``reads.counting_reads``)
 
     def snapshot(self) -> CacheCounters:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The restore target on the local file system, reached only through directory descriptors.
+"""A restore's target directory on the local file system, reached only through directory descriptors.
 
 The safety rules of a restore (docs/architecture.md, "Restore"):
 
@@ -30,16 +30,14 @@ from collections import OrderedDict
 
 from tiervault.core.format.tree import Node
 from tiervault.errors import TiervaultError, UsageError
+from tiervault.restore.meta import IS_ROOT, apply_meta_fd, node_meta
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_PATH = getattr(os, "O_PATH", 0)
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _NONBLOCK | _CLOEXEC
 READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | getattr(os, "O_NOCTTY", 0) | _CLOEXEC
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-_XATTR_IGNORED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
 MAX_OPEN_DIRS = 128  # directory descriptors kept open (beyond those in use at the moment)
 
 
@@ -79,7 +77,7 @@ class _Held:
 
     __slots__ = ("_d", "_target")
 
-    def __init__(self, target: RestoreTarget, d: _Dir) -> None:
+    def __init__(self, target: DirectoryFS, d: _Dir) -> None:
         self._target, self._d = target, d
 
     def __enter__(self) -> int:
@@ -89,7 +87,7 @@ class _Held:
         self._target._release(self._d)
 
 
-class RestoreTarget:
+class DirectoryFS:
     """The target directory and the descriptors of directories below it (thread-safe)."""
 
     def __init__(self, path: bytes, *, max_dirs: int = MAX_OPEN_DIRS) -> None:
@@ -333,7 +331,7 @@ class RestoreTarget:
             else:
                 raise OSError(errno.EINVAL, f"cannot restore an entry of type {node.type!r}")
             try:
-                _node_meta(pfd, tmp, node, fmt)
+                node_meta(pfd, tmp, node, fmt)
             except BaseException:
                 os.unlink(tmp, dir_fd=pfd)
                 raise
@@ -345,75 +343,4 @@ class RestoreTarget:
             apply_meta_fd(fd, node)
 
 
-def apply_meta_fd(fd: int, node: Node) -> None:
-    """Owner (as root), mode, xattrs and mtime through an open descriptor."""
-    if IS_ROOT:
-        os.fchown(fd, node.uid, node.gid)
-    os.fchmod(fd, node.mode)
-    for name, value in node.xattrs:
-        try:
-            os.setxattr(fd, name, value)
-        except OSError as exc:
-            if exc.errno not in _XATTR_IGNORED:
-                raise
-    os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
-
-
-def _node_meta(pfd: int, name: bytes, node: Node, fmt: int) -> None:
-    """Metadata of a symlink, FIFO or device node on the node itself, never following it."""
-    if IS_ROOT:
-        os.chown(name, node.uid, node.gid, dir_fd=pfd, follow_symlinks=False)
-    if fmt != stat.S_IFLNK or node.xattrs:
-        if _O_PATH:
-            # an O_PATH descriptor of the node itself; /proc/self/fd/N leads to that inode and no
-            # further, so chmod and setxattr through it cannot follow a symlink
-            fd = os.open(name, _O_PATH | _NOFOLLOW | _CLOEXEC, dir_fd=pfd)
-            try:
-                if stat.S_IFMT(os.fstat(fd).st_mode) != fmt:
-                    raise OSError(errno.EEXIST, "replaced while it was being restored")
-                proc = b"/proc/self/fd/%d" % fd
-                if fmt != stat.S_IFLNK:
-                    os.chmod(proc, node.mode)
-                for key, value in node.xattrs:
-                    try:
-                        os.setxattr(proc, key, value)
-                    except OSError as exc:
-                        if exc.errno not in _XATTR_IGNORED:
-                            raise
-            finally:
-                os.close(fd)
-        elif fmt != stat.S_IFLNK:  # BSD and macOS: fchmodat(AT_SYMLINK_NOFOLLOW); no xattrs in os
-            os.chmod(name, node.mode, dir_fd=pfd, follow_symlinks=False)
-    os.utime(name, ns=(node.mtime_ns, node.mtime_ns), dir_fd=pfd, follow_symlinks=False)
-
-
-def is_zero(fd: int, off: int, length: int) -> bool:
-    """Are ``length`` bytes at ``off`` all zero (a hole, or written zeros)?"""
-    end = off + length
-    seek_data = getattr(os, "SEEK_DATA", None)
-    while off < end:
-        if seek_data is not None:
-            try:
-                nxt = os.lseek(fd, off, seek_data)
-            except OSError:
-                return True  # ENXIO: nothing but hole until EOF
-            if nxt >= end:
-                return True
-            off = nxt
-        block = os.pread(fd, min(1 << 20, end - off), off)
-        if not block or block.count(0) != len(block):
-            return False
-        off += len(block)
-    return True
-
-
-__all__ = [
-    "IS_ROOT",
-    "MAX_OPEN_DIRS",
-    "RestoreTarget",
-    "apply_meta_fd",
-    "bad_name",
-    "in_the_way",
-    "is_zero",
-    "split",
-]
+__all__ = ["CREATE_FLAGS", "MAX_OPEN_DIRS", "DirectoryFS", "bad_name", "in_the_way", "split"]

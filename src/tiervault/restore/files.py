@@ -6,7 +6,7 @@ one gets a temporary sibling ``.tiervault-restore-<12 hex>-<n>`` that replaces i
 with holes is truncated to its size first, so holes stay holes. The last write finishes the file at
 once: metadata through the descriptor, close, rename over the destination. At most ``max_open``
 (``MAX_OPEN_FILES``) descriptors stay open between writes; a file reopened later must be the same
-inode. Every name is reached through the target's directory descriptors (``restore_target``).
+inode. Every name is reached through the target's directory descriptors (``dirfd``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from tiervault.core.format.tree import Node
-from tiervault.restore_target import CREATE_FLAGS, RestoreTarget, apply_meta_fd
+from tiervault.core.format.tree import ContentItem, Node
+from tiervault.repo.index import Location
+from tiervault.restore.dirfd import CREATE_FLAGS, DirectoryFS
+from tiervault.restore.meta import apply_meta_fd
 
 MAX_OPEN_FILES = 256
 _REOPEN_FLAGS = (CREATE_FLAGS & ~(os.O_CREAT | os.O_EXCL)) | getattr(os, "O_NONBLOCK", 0)
@@ -32,6 +34,8 @@ class RestoreFile:
     parent: bytes  # the directory (relative to the target) and the name in it
     name: bytes
     node: Node
+    #: every content item with its length and, for a chunk, where it is stored (the planner's)
+    layout: list[tuple[ContentItem, int, Location | None]] = field(default_factory=list)
     write: bool = False  # content must be written (else: unchanged, or a hard link to ``link_to``)
     existed: bool = False  # the destination existed when the restore was planned
     link_to: RestoreFile | None = None
@@ -47,7 +51,7 @@ class RestoreFile:
 class FileWriter:
     """Creates, writes, finishes and discards the files of one restore (thread-safe per file)."""
 
-    def __init__(self, fs: RestoreTarget, *, max_open: int = MAX_OPEN_FILES) -> None:
+    def __init__(self, fs: DirectoryFS, *, max_open: int = MAX_OPEN_FILES) -> None:
         self.fs = fs
         self.max_open = max(1, max_open)
         #: files whose content was written and put in place
