@@ -477,6 +477,21 @@ def test_restore_inside_the_protected_source_needs_force(
     assert (inside / "hello.txt").read_text() == "hello, world\n"
 
 
+def test_max_entries_bounds_restore_and_ls(vault: Path, run: Run, tmp_path: Path) -> None:
+    """The source holds 6 entries (hello.txt, link, docs/, docs/report.txt, docs/deep/, .../blob.bin)."""
+    snapshot_id(run)
+    res = run("restore", "latest", "--target", str(tmp_path / "t"), "--max-entries", "5")
+    assert res.code == ExitCode.USAGE and "--max-entries" in res.err and "6 entries" in res.err
+    assert not (tmp_path / "t").exists()
+    assert run("restore", "latest", "--target", str(tmp_path / "t"), "--max-entries", "6").code == 0
+    # a path counts only what it selects: docs/ and the three entries below it
+    res = run("restore", "latest", "--target", str(tmp_path / "d"), "--path", "docs", "--max-entries", "4")
+    assert res.code == 0, res.err
+    assert run("ls", "latest", "-R", "--max-entries", "5").code == ExitCode.USAGE
+    assert len(run("ls", "latest", "-R", "--max-entries", "6", "--json").json()) == 6
+    assert run("restore", "latest", "--target", str(tmp_path / "x"), "--max-entries", "0").code == 2
+
+
 def test_usage_errors(vault: Path, run: Run, tmp_path: Path) -> None:
     res = run("protect", str(tmp_path / "missing"), "--name", "m")
     assert res.code == 2

@@ -23,6 +23,7 @@ EXPECTED: dict[str, str] = {
     "Item": "tiervault.models",
     "KeyInfo": "tiervault.models",
     "LeaseHeldError": "tiervault.errors",
+    "LimitError": "tiervault.errors",
     "NotFoundError": "tiervault.errors",
     "ObjectArchivedError": "tiervault.errors",
     "ObjectNotFoundError": "tiervault.errors",

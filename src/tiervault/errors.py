@@ -2,7 +2,8 @@
 
     TiervaultError
     ├── UsageError                  bad arguments or input (a missing source path, an unknown item)
-    │   └── ParameterError          a parameter object's value out of range (also a ValueError)
+    │   ├── ParameterError          a parameter object's value out of range (also a ValueError)
+    │   └── LimitError              more than a bound allows (entries a restore plans): raise the bound
     ├── RepositoryNotFoundError     no repository at that address
     ├── RepositoryExistsError       init over an existing repository
     ├── UnsupportedFormatError      written by a newer tiervault (or not a tiervault repository)
@@ -35,6 +36,11 @@ class ParameterError(UsageError, ValueError):
     """A parameter object (``ScryptParams``, ``ChunkerParams``, ``Policy``) was given a value out of its
     range. Also a ``ValueError``, which is what these raised before and what Python's own
     constructors raise for a bad value: code catching either keeps working."""
+
+
+class LimitError(UsageError):
+    """An operation would go beyond one of its bounds (e.g. the entries a restore plans in memory,
+    ``max_entries``). The message names the bound and the option that raises it."""
 
 
 class RepositoryNotFoundError(TiervaultError):

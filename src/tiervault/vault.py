@@ -7,7 +7,6 @@ Each method is thin: the rules live in the engine modules it calls (``protection
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import ScryptParams
 from tiervault.deadline import stop_time
-from tiervault.errors import NotFoundError, UsageError
+from tiervault.errors import LimitError, NotFoundError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
@@ -28,8 +27,9 @@ from tiervault.reads import counting_reads
 from tiervault.repo.leftovers import incomplete_writes, leftover_warnings
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
-from tiervault.repo.treewalk import walk
+from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, node_at, walk
 from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
+from tiervault.restore.placement import check_target
 
 Password = str | bytes
 log = logging.getLogger("tiervault.vault")
@@ -41,15 +41,6 @@ def password_bytes(pw: Password) -> bytes:
     if not data:
         raise UsageError("the password must not be empty")
     return data
-
-
-def _inside_of(target: str | os.PathLike[str], source: str) -> bool:
-    """Does ``target`` lie strictly below ``source`` (symlinks resolved)?"""
-    if not source:
-        return False
-    real = os.path.realpath(os.path.abspath(os.fspath(target)))
-    src = os.path.realpath(source)
-    return real != src and os.path.commonpath([real, src]) == src
 
 
 class Vault:
@@ -169,28 +160,38 @@ class Vault:
             return await self._repo.load_snapshot(ref.id)
         return await selection.resolve(self._repo, ref)
 
-    async def ls(self, point: str | RecoveryPoint, path: str = "", *, recursive: bool = False) -> list[Entry]:
-        """The entries of directory ``path`` inside a recovery point (or the entry itself for a file)."""
+    async def ls(
+        self,
+        point: str | RecoveryPoint,
+        path: str = "",
+        *,
+        recursive: bool = False,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> list[Entry]:
+        """The entries of directory ``path`` inside a recovery point (or the entry itself for a file).
+
+        ``recursive`` lists everything below it: more than ``max_entries`` entries (counted first, one
+        pass over the distinct trees) is a ``LimitError`` rather than a listing without end."""
         rec = await self._record(point)
         parts = [p for p in os.fsencode(path).split(b"/") if p not in (b"", b".")]
-        tree = bytes.fromhex(rec.tree)
-        prefix = b""
-        for i, part in enumerate(parts):
-            nodes = {n.name: n for n in await self._repo.load_tree(tree)}
-            node = nodes.get(part)
-            if node is None:
-                raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
-            prefix = prefix + b"/" + part if prefix else part
-            if node.type != "dir":
-                if i != len(parts) - 1:
-                    raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
-                return [Entry._from(os.fsdecode(prefix), node)]
-            assert node.subtree is not None
-            tree = node.subtree
+        rel = b"/".join(parts)
+        node = await node_at(self._repo, bytes.fromhex(rec.tree), rel) if parts else None
+        if parts and node is None:
+            raise NotFoundError(f"{path!r} is not in recovery point {rec.id[:8]}")
+        if node is not None and node.subtree is None:
+            return [Entry._from(os.fsdecode(rel), node)]
+        tree = node.subtree if node is not None and node.subtree is not None else bytes.fromhex(rec.tree)
+        if recursive:
+            total = await TreeCounter(self._repo).entries(tree)
+            if total > max_entries:
+                raise LimitError(
+                    f"{path or 'the point'} holds {total:,} entries, more than max_entries={max_entries:,} "
+                    "(ls --max-entries) lists"
+                )
         return [
-            Entry._from(os.fsdecode(entry_path), node)
-            async for entry_path, node in walk(
-                self._repo, tree, prefix=prefix, descend=lambda _p, _n: recursive
+            Entry._from(os.fsdecode(entry_path), entry)
+            async for entry_path, entry in walk(
+                self._repo, tree, prefix=rel, descend=lambda _p, _n: recursive
             )
         ]
 
@@ -201,13 +202,16 @@ class Vault:
         paths: Sequence[str] | None = None,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> RestorePlanSummary:
         """What restoring ``point`` (or the selection, as for ``restore``) needs, writing nothing:
         files, directories, bytes, and the packs to read by state (``readable``, ``archived``,
         ``rehydrating``, ``missing``) with their bytes by tier (``disk`` for the local disk tier,
-        else the store's). ``restore`` refuses to start unless ``readable``."""
+        else the store's). ``restore`` refuses to start unless ``readable``. ``max_entries`` as for
+        ``restore``."""
         rec = await self._record(point)
-        plan = await plan_restore(self._repo, rec, Selection(paths, include, exclude), local=self._cache)
+        sel = Selection(paths, include, exclude)
+        plan = await plan_restore(self._repo, rec, sel, local=self._cache, max_entries=max_entries)
         return plan.summary()
 
     async def restore(
@@ -221,6 +225,7 @@ class Vault:
         verify: bool = False,
         deadline: float | datetime | None = None,
         force: bool = False,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> RestoreResult:
         """Rebuild a recovery point (or the selected part of it) under ``target``.
 
@@ -242,12 +247,14 @@ class Vault:
 
         Before anything is written, every pack the restore reads is checked (``plan_restore``): one
         in the Archive tier or being rehydrated raises ``ObjectArchivedError``, a missing one
-        ``ObjectNotFoundError``, each naming how many packs and bytes.
+        ``ObjectNotFoundError``, each naming how many packs and bytes. A restore plans its entries in
+        memory: more than ``max_entries`` (10 million by default; with ``paths``, only what they hold
+        counts) is a ``LimitError`` before anything is planned.
         """
         stop_at = stop_time(deadline, self._clock)
         with counting_reads() as reads:  # every read of this restore per tier, the point's record too
             rec = await self._record(point)
-            await self._check_restore_target(rec, target, force)
+            await check_target(rec, target, force=force)
             restorer = Restorer(
                 self._repo,
                 rec,
@@ -260,24 +267,10 @@ class Vault:
                 clock=self._clock,
                 local=self._cache,
                 reads=reads,
+                max_entries=max_entries,
             )
             stats, errors = await restorer.run()
         return RestoreResult(stats, tuple(errors), restorer.incomplete)
-
-    async def _check_restore_target(
-        self, rec: SnapshotRecord, target: str | os.PathLike[str], force: bool
-    ) -> None:
-        """Refuse (or with ``force`` warn about) a target strictly inside the item's source (the
-        point's ``source``: an item's source never changes, see ``protect``)."""
-        if not await asyncio.to_thread(_inside_of, target, rec.source):
-            return
-        msg = (
-            f"restore target {os.fspath(target)!r} is inside the protected source {rec.source!r} of "
-            f"item {rec.item!r}: the next snapshot would back up the restored copy too"
-        )
-        if not force:
-            raise UsageError(msg + "; restore elsewhere, or pass force=True (--force) to restore there")
-        log.warning("%s (forced)", msg)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -16,11 +16,14 @@ from tests.support.hostile import Planter, node
 from tests.support.trees import Dir, File, HardLink, build_tree
 from tiervault.maintenance import check
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, check_point
-from tiervault.restore import Restorer
 
 
 def errors_about(result: tiervault.CheckResult, *words: str) -> list[dict[str, str]]:
     return [e for e in result.errors if all(w in e["error"] or w in e["object"] for w in words)]
+
+
+def warnings_about(result: tiervault.CheckResult, *words: str) -> list[dict[str, str]]:
+    return [w for w in result.warnings if all(x in w["warning"] or x in w["object"] for x in words)]
 
 
 async def check_both(vault: tiervault.Vault) -> list[tiervault.CheckResult]:
@@ -152,42 +155,59 @@ async def test_an_exponential_point_is_reported_and_refused_up_front(
     vault: tiervault.Vault, tmp_path: Path
 ) -> None:
     """Defect 8: 25 trees, each referencing the next one twice, killed restore with a MemoryError
-    while check accepted it. Check now counts its 2^25 paths (one pass over 25 trees) and reports it;
-    the restore refuses it before planning anything."""
+    while check accepted it. Check now counts its 2^25 paths (one pass over 25 trees) and reports
+    them (a warning: a legitimately huge point looks the same, and restores with a larger
+    max_entries); the restore refuses it before planning anything, naming the option; a restore of
+    one path counts only that path; ``ls --recursive`` is bounded the same way."""
     plant = Planter(vault)
     root = await doubling(plant, 25)
     point = await plant.commit(root)
     expanded = 2**25 - 2 + 2**24  # the directories of 24 levels, and the file under each bottom one
     assert expanded > DEFAULT_MAX_ENTRIES
     for result in await check_both(vault):
-        (err,) = errors_about(result, f"snapshots/{point}", f"expands to {expanded:,} entries")
-        assert "from 25 distinct trees (shared subtrees)" in err["error"], err
-        assert result.trees == 25 and result.entries == expanded
+        (warn,) = warnings_about(result, f"snapshots/{point}", f"expands to {expanded:,} entries")
+        assert "from 25 distinct trees" in warn["warning"], warn
+        assert "--max-entries" in warn["warning"]
+        assert result.ok and result.trees == 25 and result.entries == expanded
     target = tmp_path / "target"
-    with pytest.raises(tiervault.IntegrityError, match=r"expands to .* limit of 10,000,000"):
+    with pytest.raises(tiervault.LimitError, match=r"expands to .* limit of 10,000,000.*max_entries="):
         await vault.restore(point, target)
+    with pytest.raises(tiervault.LimitError, match="max_entries"):
+        await vault.plan_restore(point)
+    with pytest.raises(tiervault.LimitError, match="ls --max-entries"):
+        await vault.ls(point, recursive=True)
     assert not target.exists()
+    # one file deep inside: only its path is counted, and it restores
+    deep_file = "/".join(["a"] * 24 + ["x"])
+    one = await vault.restore(point, target, paths=[deep_file])
+    assert one.ok and one.stats.files == 1 and (target / deep_file).read_bytes() == b"bottom"
     # a thousand levels: the counts saturate rather than grow without end, and nothing recurses
     deep = await plant.commit(await doubling(plant, 1000))
     (err,) = errors_about(await vault.check(), f"snapshots/{deep}")
-    assert "expands to more than 9,223,372,036,854,775,807 entries from 1,000 distinct" in err["error"]
+    assert "paths of 1,000 names, more than the limit of 512" in err["error"]
 
 
 async def test_the_limit_is_configurable(vault: tiervault.Vault, tmp_path: Path) -> None:
     plant = Planter(vault)
     point = await plant.commit(await doubling(plant, 4))  # 2 + 4 + 8 dirs, 8 files: 22 entries
-    assert (await check(vault._repo, max_entries=22)).ok
+    assert not (await check(vault._repo, max_entries=22)).warnings
     result = await check(vault._repo, max_entries=21)
-    assert errors_about(result, "expands to 22 entries from 4 distinct trees", "limit of 21")
-    record = await vault._repo.find_snapshot(point)
-    restorer = Restorer(vault._repo, record, tmp_path / "t")
-    restorer.max_entries = 21
-    with pytest.raises(tiervault.IntegrityError, match="limit of 21"):
-        await restorer.run()
-    restorer.max_entries = 22
-    stats, errors = await restorer.run()
-    assert errors == [] and stats.files == 8 and stats.dirs == 14
+    assert result.ok and warnings_about(result, "expands to 22 entries from 4 distinct trees", "limit of 21")
+    with pytest.raises(tiervault.LimitError, match="limit of 21"):
+        await vault.restore(point, tmp_path / "t", max_entries=21)
+    assert not (tmp_path / "t").exists()
+    restored = await vault.restore(point, tmp_path / "t", max_entries=22)
+    assert restored.ok and restored.stats.files == 8 and restored.stats.dirs == 14
     assert (tmp_path / "t" / "a" / "b" / "a" / "x").read_bytes() == b"bottom"
+    # a selection counts only itself: a/ holds 1 + 2 + 4 dirs and 4 files
+    part = await vault.restore(point, tmp_path / "p", paths=["a"], max_entries=11)
+    assert part.ok and part.stats.files == 4
+    with pytest.raises(tiervault.LimitError, match="the selection expands to 11 entries"):
+        await vault.restore(point, tmp_path / "q", paths=["a"], max_entries=10)
+    assert len(await vault.ls(point, recursive=True, max_entries=22)) == 22
+    with pytest.raises(tiervault.LimitError):
+        await vault.ls(point, recursive=True, max_entries=21)
+    assert len(await vault.ls(point, "a", max_entries=1)) == 2  # not recursive: one directory's entries
 
 
 async def test_too_deep_a_point_is_reported_and_refused(vault: tiervault.Vault, tmp_path: Path) -> None:

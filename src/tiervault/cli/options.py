@@ -93,6 +93,17 @@ def parse_size(text: str) -> int:
     return n
 
 
+def positive_int(text: str) -> int:
+    """A whole number > 0 (``1000000``, or with separators: ``1_000_000``)."""
+    try:
+        n = int(text.replace(",", "_"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"the number must be > 0, not {text!r}")
+    return n
+
+
 def _kdf_log_n(text: str) -> int:
     try:
         n = int(text)

@@ -8,7 +8,7 @@ from tiervault import Entry, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
-from .options import Commands
+from .options import Commands, positive_int
 from .output import count, filesize, table, text, when
 
 
@@ -23,6 +23,13 @@ def register(commands: Commands) -> None:
     p.add_argument("point", metavar="POINT")
     p.add_argument("path", metavar="PATH", nargs="?", default="", help="a directory or file inside the point")
     p.add_argument("-R", "--recursive", action="store_true", help="list subdirectories too")
+    p.add_argument(
+        "--max-entries",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="refuse to list more than N entries recursively (default: 10,000,000)",
+    )
 
 
 async def _points(ctx: Context, vault: Vault) -> int:
@@ -56,7 +63,8 @@ def _mode_text(e: Entry) -> str:
 
 async def _ls(ctx: Context, vault: Vault) -> int:
     a = ctx.args
-    entries = await vault.ls(a.point, a.path, recursive=a.recursive)
+    limit = {"max_entries": a.max_entries} if a.max_entries else {}
+    entries = await vault.ls(a.point, a.path, recursive=a.recursive, **limit)
     if ctx.json:
         ctx.emit([e.to_json() for e in entries])
         return ExitCode.OK

@@ -9,7 +9,7 @@ from tiervault import RecoveryPoint, Vault
 from . import passwords
 from .context import Context, run_on_vault
 from .exitcodes import ExitCode
-from .options import Commands
+from .options import Commands, positive_int
 from .output import count, filesize, print_problems, progress, text
 
 
@@ -38,6 +38,13 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="restore even into a directory inside the item's protected source (with a warning)",
     )
+    p.add_argument(
+        "--max-entries",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="plan at most N entries in memory (default: 10,000,000; with --path, only what it selects)",
+    )
 
 
 def _handle(ctx: Context) -> int:
@@ -58,6 +65,7 @@ async def _restore(ctx: Context, vault: Vault) -> int:
             verify=a.verify,
             deadline=a.deadline,
             force=a.force,
+            **({"max_entries": a.max_entries} if a.max_entries else {}),
         )
     s = result.stats
     if ctx.json:

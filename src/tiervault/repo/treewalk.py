@@ -17,19 +17,20 @@ before anything is planned (docs/format.md, "Trees", "Expansion bound").
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tiervault.core.format import FormatError
 from tiervault.core.format.tree import Node, node_from_json
-from tiervault.errors import BackendError, IntegrityError
+from tiervault.errors import BackendError, IntegrityError, LimitError
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 
 #: the most entries (paths below the root, every directory, file, link... counted once per path that
 #: reaches it) a restore plans by default. A restore plans every entry in memory (about half a KiB
 #: each), so this is also about the most a restore of one point can hold: ~5 GB. Raise it
-#: (``Restorer.max_entries``, ``Checker(max_entries=...)``) for a point that legitimately holds more.
+#: (``Vault.restore(max_entries=)``, ``restore --max-entries``) for a point that legitimately holds
+#: more; a restore of ``paths`` counts only what they select.
 DEFAULT_MAX_ENTRIES = 10_000_000
 
 #: the deepest path (in names: ``a/b/c`` is 3) a restore plans by default: far beyond real trees (a
@@ -149,40 +150,79 @@ def point_tree(snapshot: SnapshotRecord) -> tuple[bytes, Node]:
     return tree, root
 
 
-def beyond_bounds(found: Expansion, max_entries: int, max_depth: int) -> str | None:
-    """The complaint about a point beyond the limits a restore plans, or None."""
+def beyond_bounds(found: Expansion, max_entries: int, max_depth: int, what: str = "point") -> str | None:
+    """The complaint about what a restore would plan beyond its limits, or None."""
     if found.entries > max_entries:
         more = "more than " if found.entries >= SATURATED else ""
         return (
-            f"point expands to {more}{found.entries:,} entries from {found.trees:,} distinct trees "
-            f"(shared subtrees), more than the limit of {max_entries:,} a restore plans"
+            f"{what} expands to {more}{found.entries:,} entries from {found.trees:,} distinct trees "
+            f"more than the limit of {max_entries:,} a restore plans"
         )
     if found.depth > max_depth:
         return (
-            f"point has paths of {found.depth:,} names, more than the limit of {max_depth:,} a restore plans"
+            f"{what} has paths of {found.depth:,} names, more than the limit of {max_depth:,} a restore plans"
         )
     return None
+
+
+async def node_at(repo: Repository, tree: bytes, path: bytes) -> Node | None:
+    """The node at ``path`` (``a/b/c``) below ``tree``, or None if there is none."""
+    node: Node | None = None
+    tid: bytes | None = tree
+    for part in path.split(b"/") if path else []:
+        if tid is None:
+            return None
+        node = next((n for n in await repo.load_tree(tid) if n.name == part), None)
+        if node is None:
+            return None
+        tid = node.subtree
+    return node
 
 
 async def check_point(
     repo: Repository,
     snapshot: SnapshotRecord,
     *,
+    paths: Sequence[bytes] | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> Expansion:
-    """Refuse a point that a restore cannot plan: a bad root, more than ``max_entries`` entries, or
-    paths of more than ``max_depth`` names.
+    """Refuse a restore that cannot be planned, before it plans anything: a bad root, paths of more
+    than ``max_depth`` names (only a crafted point has them: the archiver stores none), or more than
+    ``max_entries`` entries to plan.
 
-    Raises IntegrityError naming the snapshot; returns the point's expansion otherwise. Costs one
-    pass over the point's distinct trees, which the restore loads anyway.
+    With ``paths`` (relative byte paths inside the point) only those subtrees are counted, so a
+    restore of one file from a huge point costs the trees on its path, not the point. Costs one pass
+    over the distinct trees counted, which the restore loads anyway. Raises ``IntegrityError`` naming
+    the snapshot for a bad root or depth, ``LimitError`` (saying how to raise the limit) for the
+    entries; returns what was counted otherwise.
     """
     tree, _root = point_tree(snapshot)
-    found = await TreeCounter(repo).expansion(tree)
-    problem = beyond_bounds(found, max_entries, max_depth)
-    if problem:
+    counter = TreeCounter(repo)
+    if paths is None or any(not p for p in paths):
+        found = await counter.expansion(tree)
+        what = "point"
+    else:
+        entries = depth = 0
+        for p in dict.fromkeys(paths):
+            node = await node_at(repo, tree, p)
+            if node is None:
+                continue  # the planner says what matched nothing
+            names = p.count(b"/") + 1
+            below = await counter.expansion(node.subtree) if node.subtree is not None else None
+            entries += names + (below.entries if below else 0)
+            depth = max(depth, names + (below.depth if below else 0))
+        found = Expansion(min(SATURATED, entries), counter.distinct_trees, depth)
+        what = "the selection"
+    if found.depth > max_depth:
         raise IntegrityError(
-            f"snapshots/{snapshot.id}", problem + " (Restorer.max_entries / max_depth raise the limits)"
+            f"snapshots/{snapshot.id}", beyond_bounds(found, SATURATED, max_depth, what) or ""
+        )
+    problem = beyond_bounds(found, max_entries, SATURATED, what)
+    if problem:
+        raise LimitError(
+            f"recovery point {snapshot.id[:8]}: {problem} in memory; pass max_entries= "
+            "(restore --max-entries) to plan more"
         )
     return found
 

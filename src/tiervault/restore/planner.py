@@ -324,12 +324,13 @@ async def plan_restore(
 ) -> RestorePlan:
     """Plan a restore of ``selection`` (default: everything) of ``snapshot``; writes nothing.
 
-    Raises ``IntegrityError`` for a point beyond the bounds or a chunk no index lists, and
-    ``NotFoundError`` when a selection selects nothing. ``local`` is the disk tier, whose packs are
-    readable without asking the store.
+    Raises ``LimitError`` for more than ``max_entries`` entries to plan (only the subtrees of
+    ``paths`` count when given), ``IntegrityError`` for a bad root, paths deeper than ``max_depth``
+    or a chunk no index lists, and ``NotFoundError`` when a selection selects nothing. ``local`` is
+    the disk tier, whose packs are readable without asking the store.
     """
     sel = selection or Selection()
-    await check_point(repo, snapshot, max_entries=max_entries, max_depth=max_depth)
+    await check_point(repo, snapshot, paths=sel.paths, max_entries=max_entries, max_depth=max_depth)
     plan = RestorePlan(snapshot, node_from_json(snapshot.root), sel.whole)
     await _walk(repo, plan, sel, max_depth)
     if not sel.whole and not plan.files and not plan.others and not plan.dirs:

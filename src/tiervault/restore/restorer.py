@@ -75,8 +75,9 @@ class RestoreStats:
 
 
 class Restorer:
-    #: a point that expands to more entries, or deeper paths, is refused before planning (repo/treewalk.py)
-    max_entries, max_depth = DEFAULT_MAX_ENTRIES, DEFAULT_MAX_DEPTH
+    #: paths deeper than this are refused before planning (repo/treewalk.py); ``max_entries`` is a
+    #: constructor argument
+    max_depth = DEFAULT_MAX_DEPTH
 
     def __init__(
         self,
@@ -95,8 +96,11 @@ class Restorer:
         max_open_dirs: int = MAX_OPEN_DIRS,
         local: DiskTier | None = None,
         reads: ReadTally | None = None,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.repo, self.snapshot = repo, snapshot
+        #: a restore that would plan more entries is refused before planning (``LimitError``)
+        self.max_entries = max_entries
         if isinstance(target, str | bytes | os.PathLike):
             target = DirectoryTarget(
                 target,
