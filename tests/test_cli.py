@@ -404,7 +404,7 @@ def test_partial_snapshot(vault: Path, source: Path, run: Run, monkeypatch: pyte
             raise PermissionError(errno.EACCES, "Permission denied", path)
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr("tiervault.archiver.os.open", fake_open)
+    monkeypatch.setattr("tiervault.sources.reading.os.open", fake_open)
     res = run("snapshot", "src", "--json")
     assert res.code == 3
     out = res.json()  # the result is still printed

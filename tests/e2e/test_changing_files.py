@@ -43,7 +43,7 @@ def _swap_after_listing(
             swapped.append(path)
         return node
 
-    monkeypatch.setattr("tiervault.archiver.stat_json", stat_then_swap)
+    monkeypatch.setattr("tiervault.archiver.walker.stat_json", stat_then_swap)
     return swapped
 
 

@@ -79,7 +79,7 @@ async def test_unreadable_file_is_recorded_and_the_rest_restores(
         return real_open(path, flags, *args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr("tiervault.archiver.os.open", fake_open)
+        m.setattr("tiervault.sources.reading.os.open", fake_open)
         result = await vault.snapshot("src")
     assert refused, "the hook was never called: the archiver no longer opens files with os.open"
     await _check_partial(vault, repo_path, tmp_path, result, expected, "sub/bad.bin", "permission denied")
@@ -108,7 +108,7 @@ async def test_file_vanishing_between_listing_and_reading(
             vanished.append(path)
         return node
 
-    monkeypatch.setattr("tiervault.archiver.stat_json", stat_then_delete)
+    monkeypatch.setattr("tiervault.archiver.walker.stat_json", stat_then_delete)
     result = await vault.snapshot("src")
     assert vanished, "the hook was never called"
     # ``expected`` holds sub's mtime from before the delete: the walker had stat-ed sub already
@@ -129,7 +129,7 @@ async def test_unreadable_directory_is_recorded(
             raise PermissionError(errno.EACCES, "Permission denied", path)
         return list_dir(path)
 
-    monkeypatch.setattr("tiervault.archiver.list_dir", refuse)
+    monkeypatch.setattr("tiervault.archiver.walker.list_dir", refuse)
     result = await vault.snapshot("src")
     assert result.partial and result.point.partial
     assert [e["path"] for e in result.errors] == ["sub/deeper"]

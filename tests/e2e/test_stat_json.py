@@ -116,7 +116,7 @@ async def test_unchanged_files_take_the_fast_path_and_give_the_same_tree(
         built.append(name)
         return stat_json(path, name, st, **kw)
 
-    monkeypatch.setattr("tiervault.archiver.stat_json", counting)
+    monkeypatch.setattr("tiervault.archiver.walker.stat_json", counting)
     second = await vault.snapshot("src")
     files = {n for _, n, st in _entries(tree) if stat.S_ISREG(st.st_mode)}
     assert files and not files & set(built), "unchanged files were rebuilt"

@@ -66,7 +66,7 @@ async def test_non_utf8_source_and_error_path(
 
     async with init_vault(repo_path) as vault:
         item = await vault.protect(os.fsdecode(source), name="odd")
-        monkeypatch.setattr("tiervault.archiver.os.open", refuse)
+        monkeypatch.setattr("tiervault.sources.reading.os.open", refuse)
         result = await vault.snapshot("odd")
         monkeypatch.undo()
     assert result.partial

@@ -1,0 +1,227 @@
+"""The walker of a snapshot run: one thread, depth-first over the folder (docs/architecture.md,
+"Snapshot pipeline").
+
+Each directory is listed sorted by name bytes with its entries' ``lstat`` (``sources/folder.py``), and
+compared with the same directory in the parent point: what did not change is taken from the parent
+(``sources/reuse.py``), changed regular files go to the ``ReaderPool``. Directories are finalized in
+post-order as soon as all their files are read (children before parents): an unchanged one reuses
+the parent's tree id, a changed one is encoded, keyed with the tree-id key and added to the run's
+metadata pack, which only the walker writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import operator
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiervault.archiver.outcome import Findings, Progress, SnapshotStats
+from tiervault.archiver.readers import Job, ReaderPool, Stopped
+from tiervault.core.crypto import chunk_id
+from tiervault.core.format import FormatError
+from tiervault.core.format.tree import content_to_json, decode_tree_json, encode_tree_json, json_name
+from tiervault.errors import TiervaultError
+from tiervault.repo.packer import PackSink
+from tiervault.repo.repository import Repository
+from tiervault.sources.folder import list_dir, stat_json
+from tiervault.sources.reading import CHANGED_WHILE_READ
+from tiervault.sources.reuse import ParentReuse, tree_ref
+from tiervault.sources.stopping import Stopper
+
+log = logging.getLogger("tiervault.archiver")
+
+_Obj = dict[str, Any]  # a node as its tree JSON object (core/format/tree.py)
+_by_name = operator.itemgetter(0)
+
+
+@dataclass(slots=True)
+class PendingDir:
+    """A directory being backed up. Its entries are kept as (raw name, tree JSON object): an
+    unchanged directory is then recognised by comparing its objects with the parent tree's, and
+    a changed one is encoded as is, with no ``Node`` built per entry."""
+
+    path: bytes
+    #: the same directory in the parent point, to reuse its tree when nothing changed
+    parent_tree: bytes | None = None
+    parent_nodes: list[_Obj] | None = None
+    nodes: list[tuple[bytes, _Obj]] = field(default_factory=list)
+    jobs: list[tuple[bytes, _Obj, Job, int]] = field(default_factory=list)
+    subdirs: list[tuple[bytes, _Obj, PendingDir]] = field(default_factory=list)
+    tree_id: bytes | None = None
+
+    def ready(self) -> bool:
+        return all(job.done() for _, _, job, _ in self.jobs)
+
+
+class FolderWalker:
+    """Walks a folder in the calling thread (``walk``, then ``drain(block=True)``), counting into
+    ``stats`` and ``progress`` and recording what it leaves out in ``findings``."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        loop: asyncio.AbstractEventLoop,
+        readers: ReaderPool,
+        meta: PackSink,
+        *,
+        reuse: ParentReuse,
+        stop: Stopper,
+        stats: SnapshotStats,
+        progress: Progress,
+        findings: Findings,
+    ) -> None:
+        self.repo, self.loop, self._readers, self._meta = repo, loop, readers, meta
+        self._reuse, self._stop = reuse, stop
+        self.stats, self.progress, self._findings = stats, progress, findings
+        self._stats_lock: threading.Lock = findings.lock
+        self._ready: collections.deque[PendingDir] = collections.deque()
+
+    def _call(self, coro_factory: Callable[[], Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
+
+    def _parent_entries(self, pending: PendingDir) -> dict[bytes, _Obj]:
+        """The parent point's entries of this directory by raw name ({} when unreadable: read all)."""
+        tid = pending.parent_tree
+        if tid is None:
+            return {}
+        try:
+            data = self.repo.cached_tree_data(tid)
+            if data is None:
+                data = self._call(lambda: self.repo.load_tree_data(tid))
+            try:
+                nodes = decode_tree_json(data)
+                parent = {json_name(o): o for o in nodes}
+            except (FormatError, ValueError, TypeError) as exc:
+                raise self.repo.tree_error(tid, exc) from exc
+        except TiervaultError as exc:
+            log.warning("parent tree unreadable, reading everything below %r: %s", pending.path, exc)
+            return {}
+        pending.parent_nodes = nodes
+        return parent
+
+    def walk(self, path: bytes, parent_tree: bytes | None) -> PendingDir:
+        """List the directory ``path`` and everything below it (``parent_tree``: the same directory
+        in the parent point). Directories whose files are read are finalized on the way."""
+        pending = PendingDir(path, parent_tree)
+        try:
+            entries = list_dir(path)
+        except OSError as exc:
+            self._findings.error(path, exc)
+            entries = []
+        parent = self._parent_entries(pending)
+        stats = self.stats
+        prefix = path if path.endswith(b"/") else path + b"/"
+        reused_files = reused_bytes = 0
+        for i, (name, st) in enumerate(entries):
+            if self._stop.stopping():
+                # the rest of this directory is left for the next run; what the parent point holds
+                # of it stays in this checkpoint, so finished work is never lost (runs converge)
+                kept, files, nbytes = self._reuse.keep_unvisited(entries[i:], parent)
+                pending.nodes += kept
+                stats.files += files
+                stats.bytes_total += nbytes
+                reused_files += files
+                reused_bytes += nbytes
+                break
+            child = prefix + name
+            try:
+                if isinstance(st, OSError):
+                    raise st
+                old = parent.get(name)
+                if old is not None and self._reuse.unchanged_file(old, st):
+                    # the parent's object is exactly what stat_json + reusable would rebuild: take it
+                    stats.files += 1
+                    stats.bytes_total += st.st_size
+                    reused_files += 1
+                    reused_bytes += st.st_size
+                    pending.nodes.append((name, old))
+                    continue
+                # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
+                key = (st.st_ctime_ns, st.st_ino)
+                same = old is not None and (old.get("ctime_ns"), old.get("inode")) == key
+                obj = stat_json(child, name, st, xattrs=not same)
+                if same and obj is not None and old is not None and isinstance(old.get("xattrs"), list):
+                    obj["xattrs"] = old["xattrs"]
+            except OSError as exc:
+                self._findings.error(child, exc)  # vanished or unreadable: recorded, the rest goes on
+                continue
+            if obj is None:
+                continue
+            ntype = obj["type"]
+            if ntype == "dir":
+                stats.dirs += 1
+                was_dir = old is not None and old.get("type") == "dir"
+                sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
+                pending.subdirs.append((name, obj, self.walk(child, sub_parent)))
+            elif ntype == "file":
+                size = st.st_size
+                stats.files += 1
+                stats.bytes_total += size
+                content = self._reuse.reusable(obj, old)
+                if content is not None:
+                    obj["content"] = content
+                    reused_files += 1
+                    reused_bytes += size
+                    pending.nodes.append((name, obj))
+                else:
+                    job, slot = self._readers.add(child, st)
+                    pending.jobs.append((name, obj, job, slot))
+            else:
+                stats.others += 1
+                pending.nodes.append((name, obj))
+        stats.files_reused += reused_files
+        stats.bytes_reused += reused_bytes
+        self.progress.add(reused_files, reused_bytes)
+        self._ready.append(pending)
+        self.drain(block=False)
+        return pending
+
+    def drain(self, *, block: bool) -> None:
+        """Finalize the walked directories, oldest first, whose files are all read (``block``: all,
+        waiting for their reads)."""
+        while self._ready and (block or self._ready[0].ready()):
+            self._finalize(self._ready.popleft())
+
+    def _finalize(self, pending: PendingDir) -> None:
+        nodes = pending.nodes
+        for name, obj, job, i in pending.jobs:
+            if job.future is None:
+                self._readers.send_batch()  # the open batch holds files of this directory: send it now
+            assert job.future is not None
+            result = job.future.result()[i]
+            if isinstance(result, Stopped):
+                continue
+            if isinstance(result, BaseException):
+                self._findings.error(os.path.join(pending.path, name), result)
+                continue
+            content, size, changed = result
+            if changed:
+                self._findings.warn(os.path.join(pending.path, name), CHANGED_WHILE_READ)
+            obj["content"] = content_to_json(content)
+            obj["size"] = size
+            with self._stats_lock:
+                self.stats.files_read += 1
+                self.stats.bytes_read += size
+            self.progress.add(1, 0)
+            nodes.append((name, obj))
+        for name, obj, sub in pending.subdirs:
+            assert sub.tree_id is not None, "post-order: children are finalized first"
+            obj["subtree"] = sub.tree_id.hex()
+            nodes.append((name, obj))
+        nodes.sort(key=_by_name)
+        objs = [obj for _, obj in nodes]
+        if pending.parent_nodes is not None and objs == pending.parent_nodes:
+            pending.tree_id = pending.parent_tree  # unchanged directory: its tree is already stored
+        else:
+            data = encode_tree_json(objs)
+            tid = chunk_id(self.repo.tree_key, data)
+            self._meta.add(tid, data)
+            pending.tree_id = tid
+        pending.parent_nodes = None
+        pending.nodes, pending.jobs, pending.subdirs = [], [], []
