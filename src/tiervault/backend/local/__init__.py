@@ -30,7 +30,7 @@ from __future__ import annotations
 from tiervault.backend.base import RESERVED_PREFIX, TEMP_PREFIX, validate_name, validate_prefix
 from tiervault.backend.local.backend import CAPABILITIES as CAPABILITIES
 from tiervault.backend.local.backend import LocalBackend
-from tiervault.backend.local.errors import translate as translate
+from tiervault.backend.local.errors import translate
 from tiervault.backend.local.leases import LocalLease
 
 __all__ = ["RESERVED_PREFIX", "TEMP_PREFIX", "LocalBackend", "LocalLease", "validate_name", "validate_prefix"]
