@@ -24,7 +24,8 @@ from tests.support import FakeClock
 from tests.support.azurite import Azurite, unique_container_name
 from tests.support.memory import FaultyBackend, MemoryBackend
 
-import tiervault.backend.local as local_mod
+import tiervault
+import tiervault.backend.local.listing as listing_mod
 from tiervault.backend.azure import AzureBackend
 from tiervault.backend.base import Backend, Capabilities, Lease, ObjectInfo, RehydratePriority, Tier
 from tiervault.backend.local import LocalBackend, LocalLease, _translate
@@ -875,7 +876,7 @@ async def test_local_leftover_temp_files_are_invisible(store: LocalBackend, tmp_
 async def test_local_lists_large_directories_in_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_mod, "_LIST_BATCH", 7)
+    monkeypatch.setattr(listing_mod, "_LIST_BATCH", 7)
     store = LocalBackend(tmp_path / "s", fsync=False)
     expected = {f"data/ab/{i:03d}" for i in range(50)} | {f"data/{i:02x}" for i in range(20)}
     for name in expected:
@@ -951,7 +952,7 @@ def test_local_lease_excludes_another_process(tmp_path: Path) -> None:
         "        print('acquired')\n"
         "asyncio.run(main())\n"
     )
-    src = str(Path(local_mod.__file__).resolve().parents[2])
+    src = str(Path(tiervault.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
 
     def child() -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from tests.support import FakeClock, MemoryBackend
 
-import tiervault.backend.local as local_mod
+import tiervault
 from tiervault.backend.base import Backend
 from tiervault.backend.local import LocalBackend
+from tiervault.backend.local.files import Disk
 from tiervault.backend.retry import RetryingBackend
 from tiervault.cache import CacheBackend
 from tiervault.repo.cachepolicy import REPOSITORY_CACHE_POLICY
@@ -30,7 +31,7 @@ _KILLED_PUT = (
 
 def killed_put(root: Path, name: str, size: int) -> Path:
     """Run a real writer that dies mid-put; return the temp file it left."""
-    src = str(Path(local_mod.__file__).resolve().parents[2])
+    src = str(Path(tiervault.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     before = set(root.rglob(".tmp-*"))
     argv = [sys.executable, "-c", _KILLED_PUT, str(root), name, str(size)]
@@ -78,7 +79,7 @@ async def test_sidecar_temp_files_are_leftovers_too(tmp_path: Path) -> None:
     store = LocalBackend(root, clock=FakeClock())
     await store.put_if_absent("data/x", b"x")
     # the same helper every write uses, for a tier sidecar, left behind as by a kill before rename
-    left = Path(store._write_temp(str(root / ".tv-tiers" / "data"), b'{"tier":'))
+    left = Path(Disk(str(root), fsync=True).write_temp(str(root / ".tv-tiers" / "data"), b'{"tier":'))
     assert [i.name async for i in store.list_incomplete()] == [f".tv-tiers/data/{left.name}"]
 
 
