@@ -11,7 +11,8 @@ from tiervault.core.crypto import AuthenticationFailed, object_hash
 from tiervault.core.format import FormatError
 from tiervault.core.format.pack import FLAG_TREE, PackKind, read_header
 from tiervault.core.format.tree import Node
-from tiervault.errors import BackendError, IntegrityError, TiervaultError
+from tiervault.errors import BackendError, IntegrityError, TiervaultError, UsageError
+from tiervault.policy import Policy
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.treewalk import (
@@ -111,6 +112,15 @@ class Checker:
             )
         for name in sorted(set(indexed) - set(stored)):
             self._fail(name, "pack is indexed but missing from storage")
+        # 2b. items: every item object reads, and its policy is one this tiervault can use
+        items, damaged_items = await repo.load_items()
+        for exc in damaged_items:
+            self._fail(exc.name, exc.detail)
+        for item in items:
+            try:
+                Policy.from_json(item.policy)
+            except UsageError as exc:
+                self._fail(f"items/{item.id}", f"item {item.name!r}: unusable policy: {exc}")
         # 3. snapshots and every tree they reach: each distinct tree checked once, and what each point
         #    expands to counted (shared subtrees are counted once per path, as a restore plans them)
         counter = TreeCounter(repo, on_tree=self._tree, on_error=self._tree_failed)

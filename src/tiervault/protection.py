@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from tiervault.errors import NotFoundError, UsageError
@@ -10,6 +11,8 @@ from tiervault.policy import Policy
 from tiervault.repo.provenance import host_name, now_iso
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import ItemRecord
+
+log = logging.getLogger("tiervault.protection")
 
 
 def require_text(value: str, what: str) -> None:
@@ -47,7 +50,7 @@ async def protect(
         raise UsageError(f"source path {source!r} does not exist")
     if not is_dir:
         raise UsageError(f"source path {source!r} is not a directory (folders are protected today)")
-    old = next((i for i in await repo.list_items() if i.name == name), None)
+    old = next((i for i in await repo.list_items() if i.name == name), None)  # a bad one is replaced
     if old is not None and old.source != source:
         raise UsageError(f"item {name!r} already protects {old.source!r}, not {source!r}")
     if policy is None:
@@ -68,8 +71,30 @@ async def protect(
     return rec
 
 
-async def find_item(repo: Repository, name: str) -> ItemRecord:
+def policy_problem(rec: ItemRecord) -> str | None:
+    """Why an item's stored policy is unusable (a crafted or future item), or None."""
+    try:
+        Policy.from_json(rec.policy)
+    except UsageError as exc:
+        return f"items/{rec.id}: item {rec.name!r} has a policy this tiervault cannot use: {exc}"
+    return None
+
+
+async def usable_items(repo: Repository) -> list[ItemRecord]:
+    """Every item whose object reads and whose policy is valid, by name. The others are skipped with
+    a warning (``check`` reports them): one bad item never stops the backups of the others."""
+    out = []
     for rec in await repo.list_items():
+        problem = policy_problem(rec)
+        if problem is None:
+            out.append(rec)
+        else:
+            log.warning("skipped an item (check reports it): %s", problem)
+    return out
+
+
+async def find_item(repo: Repository, name: str) -> ItemRecord:
+    for rec in await usable_items(repo):
         if rec.name == name:
             return rec
     raise NotFoundError(f"no protected item named {name!r} (see `tiervault protect`)")

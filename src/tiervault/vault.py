@@ -92,7 +92,7 @@ class Vault:
         return Item._from(await protection.protect(self._repo, path, name=name, policy=policy))
 
     async def items(self) -> list[Item]:
-        return [Item._from(r) for r in await self._repo.list_items()]
+        return [Item._from(r) for r in await protection.usable_items(self._repo)]
 
     async def item(self, name: str) -> Item:
         return Item._from(await protection.find_item(self._repo, name))

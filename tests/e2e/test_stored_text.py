@@ -122,7 +122,8 @@ def test_old_and_new_forms_decode_to_the_same_record() -> None:
     assert doc["source_b64"] == "L3P/" and doc["errors"][0]["path_b64"] == "cP4="
     back = SnapshotRecord.from_json(doc, "2")
     assert back.source == rec.source and back.errors[0]["path"] == rec.errors[0]["path"]
-    item = ItemRecord("n", "folder", os.fsdecode(b"/\xff"), {}, "c", "u", "h")
+    when = "2026-01-01T00:00:00.000000000Z"
+    item = ItemRecord("n", "folder", os.fsdecode(b"/\xff"), {}, when, when, "h")
     assert ItemRecord.from_json(strict_json(json.dumps(item.to_json()).encode()), "x").source == item.source
 
 

@@ -86,19 +86,36 @@ class Points:
         return item.id
 
     async def list_items(self) -> list[ItemRecord]:
-        """The latest version of every item, by name."""
+        """The latest version of every item, by name. A damaged item object is skipped with a warning
+        naming it (``check`` reports it as an error), as a damaged snapshot is: one bad object must not
+        stop the backups of every other item."""
+        items, damaged = await self.load_items()
+        for exc in damaged:
+            log.warning("skipped a damaged item object (check reports it): %s", exc)
+        return items
+
+    async def load_items(self) -> tuple[list[ItemRecord], list[IntegrityError]]:
+        """(the latest readable version of every item by name, the damaged objects' errors)."""
         names = [info.name async for info in self.backend.list("items/")]
 
-        async def load(name: str) -> ItemRecord:
+        async def load(name: str) -> ItemRecord | IntegrityError | None:
             try:
                 obj = json.loads(await self.objects.load(name, ObjectType.ITEM))
                 return ItemRecord.from_json(obj, name.removeprefix("items/"))
             except (FormatError, ValueError) as exc:
-                raise IntegrityError(name, str(exc)) from exc
+                return IntegrityError(name, str(exc))
+            except IntegrityError as exc:
+                return exc
+            except ObjectNotFoundError:  # replaced since it was listed
+                return None
 
         latest: dict[str, ItemRecord] = {}
+        damaged: list[IntegrityError] = []
         for it in await bounded_gather([functools.partial(load, n) for n in names]):
-            cur = latest.get(it.name)
-            if cur is None or (it.updated, it.id) > (cur.updated, cur.id):
-                latest[it.name] = it
-        return sorted(latest.values(), key=lambda i: i.name)
+            if isinstance(it, IntegrityError):
+                damaged.append(it)
+            elif it is not None:
+                cur = latest.get(it.name)
+                if cur is None or (it.updated, it.id) > (cur.updated, cur.id):
+                    latest[it.name] = it
+        return sorted(latest.values(), key=lambda i: i.name), sorted(damaged, key=lambda e: e.name)

@@ -218,3 +218,6 @@ class Repository:
 
     async def list_items(self) -> list[ItemRecord]:
         return await self.points.list_items()
+
+    async def load_items(self) -> tuple[list[ItemRecord], list[IntegrityError]]:
+        return await self.points.load_items()

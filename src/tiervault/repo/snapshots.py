@@ -8,6 +8,7 @@ otherwise (docs/format.md, "Snapshots"), so the stored JSON is always strict UTF
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +46,9 @@ def _put_path(out: dict[str, Any], key: str, text: str) -> None:
 
 def _get_path(obj: dict[str, Any], key: str) -> str:
     if key in obj:
-        return str(obj[key])
+        return _text(obj, key)
     if key + "_b64" in obj:
-        raw = base64.b64decode(str(obj[key + "_b64"]), validate=True)
+        raw = base64.b64decode(_text(obj, key + "_b64"), validate=True)
         return raw.decode("utf-8", "surrogateescape")
     raise KeyError(key)
 
@@ -75,6 +76,53 @@ def _error_from_json(e: dict[str, Any]) -> dict[str, str]:
     if "path_b64" in e and "path" not in e:
         out["path"] = _get_path(e, "path")
     return out
+
+
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_ID_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _text(o: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A field that must be a JSON string (absent: ``default``, or an error without one)."""
+    value = o.get(key, default)
+    if not isinstance(value, str):
+        raise FormatError(f"{key} must be a string, not {value!r:.40}")
+    return value
+
+
+def _time(o: dict[str, Any], key: str) -> str:
+    value = _text(o, key)
+    if not _TIME_RE.fullmatch(value):
+        raise FormatError(f"{key} is not an RFC 3339 UTC time: {value!r:.40}")
+    parse_iso(value)  # a real date (month 13 fails here)
+    return value
+
+
+def _flag(o: dict[str, Any], key: str) -> bool:
+    value = o.get(key, False)
+    if not isinstance(value, bool):
+        raise FormatError(f"{key} must be true or false, not {value!r:.40}")
+    return value
+
+
+def _entries(o: dict[str, Any], key: str) -> list[dict[str, str]]:
+    """``errors`` / ``warnings``: a list of objects of strings (paths as ``path`` or ``path_b64``)."""
+    value = o.get(key, [])
+    if not isinstance(value, list) or not all(
+        isinstance(e, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in e.items())
+        for e in value
+    ):
+        raise FormatError(f"{key} must be a list of objects of strings")
+    return [_error_from_json(e) for e in value]
+
+
+def _stats(o: dict[str, Any]) -> dict[str, Any]:
+    value = o.get("stats", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise FormatError("stats must be an object of numbers")
+    return dict(value)
 
 
 @dataclass(slots=True)
@@ -122,32 +170,46 @@ class SnapshotRecord:
 
     @classmethod
     def from_json(cls, o: dict[str, Any], sid: str) -> SnapshotRecord:
+        """Decode and check every field (docs/format.md, "Snapshots"): a crafted but authentic
+        snapshot is a ``FormatError`` here, so listings skip it like a damaged one."""
         if not isinstance(o, dict):
             raise FormatError("bad snapshot: not a JSON object")
         try:
             if o.get("v") != SNAPSHOT_VERSION:
                 raise FormatError(f"snapshot version {o.get('v')} is not supported")
+            tree, parent, root, tags = _text(o, "tree"), o.get("parent"), o.get("root"), o.get("tags", [])
+            if not _ID_RE.fullmatch(tree):
+                raise FormatError(f"tree is not a 64-hex-digit id: {tree!r:.70}")
+            if parent is not None and not (isinstance(parent, str) and _ID_RE.fullmatch(parent)):
+                raise FormatError(f"parent is neither null nor a 64-hex-digit id: {parent!r:.70}")
+            if not isinstance(root, dict):
+                raise FormatError("root must be a tree node object")
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise FormatError("tags must be a list of strings")
+            item = _text(o, "item")
+            if not item:
+                raise FormatError("item must not be empty")
             return cls(
-                item=str(o["item"]),
-                time=str(o["time"]),
-                host=str(o["host"]),
-                user=str(o["user"]),
+                item=item,
+                time=_time(o, "time"),
+                host=_text(o, "host"),
+                user=_text(o, "user"),
                 source=_get_path(o, "source"),
-                tree=str(o["tree"]),
-                root=dict(o["root"]),
-                parent=o.get("parent"),
-                tags=[str(t) for t in o.get("tags", [])],
-                stats=dict(o.get("stats", {})),
-                errors=[_error_from_json(dict(e)) for e in o.get("errors", [])],
-                partial=bool(o.get("partial", False)),
-                incomplete=bool(o.get("incomplete", False)),
-                warnings=[_error_from_json(dict(w)) for w in o.get("warnings", [])],
-                program=str(o.get("program", "")),
+                tree=tree,
+                root=dict(root),
+                parent=parent,
+                tags=list(tags),
+                stats=_stats(o),
+                errors=_entries(o, "errors"),
+                partial=_flag(o, "partial"),
+                incomplete=_flag(o, "incomplete"),
+                warnings=_entries(o, "warnings"),
+                program=_text(o, "program", ""),
                 id=sid,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, FormatError):
-                raise
+                raise FormatError(f"bad snapshot: {exc}") from None
             raise FormatError(f"bad snapshot: {exc}") from exc
 
 
@@ -177,22 +239,28 @@ class ItemRecord:
 
     @classmethod
     def from_json(cls, o: dict[str, Any], iid: str) -> ItemRecord:
+        """Decode and check every field (docs/format.md, "Items")."""
         if not isinstance(o, dict):
             raise FormatError("bad item: not a JSON object")
         try:
             if o.get("v") != ITEM_VERSION:
                 raise FormatError(f"item version {o.get('v')} is not supported")
+            name, policy = _text(o, "name"), o.get("policy")
+            if not name:
+                raise FormatError("name must not be empty")
+            if not isinstance(policy, dict):
+                raise FormatError("policy must be an object")
             return cls(
-                name=str(o["name"]),
-                kind=str(o["kind"]),
+                name=name,
+                kind=_text(o, "kind"),
                 source=_get_path(o, "source"),
-                policy=dict(o["policy"]),
-                created=str(o["created"]),
-                updated=str(o["updated"]),
-                host=str(o.get("host", "")),
+                policy=dict(policy),
+                created=_time(o, "created"),
+                updated=_time(o, "updated"),
+                host=_text(o, "host", ""),
                 id=iid,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, FormatError):
-                raise
+                raise FormatError(f"bad item: {exc}") from None
             raise FormatError(f"bad item: {exc}") from exc
