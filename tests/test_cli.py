@@ -827,3 +827,22 @@ def test_python_dash_m() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"tiervault {tiervault.__version__}"
+
+
+def test_json_output_is_strict_utf8_for_non_utf8_names(repo: Path, run: Run, tmp_path: Path) -> None:
+    """Names whose bytes are not UTF-8 appear in --json output as \\xNN escapes: every line parses with
+    a strict reader (no lone surrogates), and nothing else changes."""
+    src = tmp_path / os.fsdecode(b"src\xff")
+    src.mkdir()
+    (src / os.fsdecode(b"f\xfe")).write_text("x")
+    assert run("init", *FAST_KDF).code == 0
+    assert run("protect", str(src), "--name", "s").code == 0
+    for argv in (["items"], ["snapshot", "s"], ["points"], ["ls", "latest"]):
+        res = run(*argv, "--json")
+        assert res.code == 0, res.err
+        doc = json.loads(res.out.encode("utf-8", "strict"))
+        text = json.dumps(doc, ensure_ascii=False)
+        text.encode("utf-8", "strict")  # no lone surrogate anywhere
+        assert "\\udc" not in res.out
+    assert "src\\\\xff" in run("items", "--json").out
+    assert "f\\\\xfe" in run("ls", "latest", "--json").out

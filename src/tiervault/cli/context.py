@@ -38,8 +38,30 @@ class Context:
         return bool(self.args.json)
 
     def emit(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+        """Print ``obj`` as strict JSON: a name whose bytes are not UTF-8 (held as a ``str`` with
+        surrogate escapes) shows them as ``\\xNN``, never as a lone surrogate that strict readers
+        reject."""
+        sys.stdout.write(json.dumps(strict_json(obj), indent=2) + "\n")
         sys.stdout.flush()
+
+
+def strict_text(value: str) -> str:
+    """``value`` with bytes that are not UTF-8 shown as ``\\xNN`` (another lone surrogate: ``\\uNNNN``)."""
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every string (keys too) made strict UTF-8 by :func:`strict_text`."""
+    if isinstance(obj, str):
+        return strict_text(obj)
+    if isinstance(obj, dict):
+        return {strict_json(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    return obj
 
 
 #: Runs one parsed command and returns its exit status.
