@@ -79,3 +79,38 @@ async def test_restore_deadline_then_resume_into_the_same_target(
     assert second.stats.files_unchanged >= first.stats.files_written, "finished files were written again"
     assert second.stats.files_written == second.stats.files - second.stats.files_unchanged
     assert_trees_equal(snapshot_tree(src), snapshot_tree(out))
+
+
+@pytest.mark.parametrize("budget", [0.5, 1.0, 1.1])
+async def test_a_budget_within_the_reserve_still_converges(
+    vault: tiervault.Vault, repo_path: Path, tmp_path: Path, budget: float
+) -> None:
+    """A deadline of about a second or less gives a stop time of "now" (the reserve is at least 1 s):
+    every run must still finish at least one file before it stops, so repeated runs converge."""
+    src = tmp_path / "src"
+    rnd = random.Random(11)
+    spec = {f"d{i % 2}/f{i:02d}.bin": File(rnd.randbytes(700 * KiB)) for i in range(16)}
+    spec["big.bin"] = File(rnd.randbytes(10 * MiB))
+    build_tree(src, spec)
+    await vault.protect(src, name="src")
+    point = (await vault.snapshot("src")).point
+
+    clock = FakeClock()
+    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
+    out = tmp_path / "out"
+    async with tiervault.Vault(repo, clock=clock) as timed:
+        runs, written = 0, 0
+        while True:
+            runs += 1
+            assert runs <= len(spec) + 1, "a run under the deadline made no progress"
+            result = await timed.restore(point, out, deadline=budget, verify=True)
+            assert result.ok, result.errors
+            assert leftovers(out) == [], "temporary files left behind"
+            if not result.incomplete:
+                break
+            assert result.stats.files_written >= 1, f"run {runs} finished no file"
+            written += result.stats.files_written
+        assert runs > 1, "the budget did not cut the first run short"
+        assert result.stats.files_verified == len(spec)
+    assert written + result.stats.files_written == len(spec)
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(out))

@@ -31,7 +31,8 @@ def register(commands: Commands) -> None:
         "--deadline",
         type=float,
         metavar="SECONDS",
-        help="start no new read after SECONDS (exit 4); the same restore into the same target resumes",
+        help="start no new read after SECONDS, once a file is restored (exit 4); the same restore into "
+        "the same target resumes",
     )
     p.add_argument(
         "--force",
