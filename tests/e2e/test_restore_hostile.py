@@ -9,6 +9,7 @@ way, an lstat listing of a directory outside the target (modes and mtimes includ
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import os
@@ -352,3 +353,18 @@ def test_the_target_refuses_names_that_are_not_one_component(tmp_path: Path, rel
     finally:
         target.close()
     assert sorted(os.listdir(tmp_path)) == ["t"] and os.listdir(tmp_path / "t") == ["a"]
+
+
+def test_a_name_is_tested_in_one_place() -> None:
+    """What a name may be is decided by one function of the restore package (``dirfd.check_name``):
+    the planner and the target used to test it twice (``bad_name``, ``_check_name``), two rules
+    that could drift apart."""
+    package = Path(tiervault.restore.__file__).parent
+    testing_nul = sorted(
+        f"{py.stem}.{fn.name}"
+        for py in package.glob("*.py")
+        for fn in ast.walk(ast.parse(py.read_text()))
+        if isinstance(fn, ast.FunctionDef)
+        and any(isinstance(c, ast.Constant) and c.value == b"\0" for c in ast.walk(fn))
+    )
+    assert testing_nul == ["dirfd.check_name"]

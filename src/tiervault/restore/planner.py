@@ -26,7 +26,7 @@ from tiervault.repo.index import Location, PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, check_point, walk
-from tiervault.restore.dirfd import bad_name
+from tiervault.restore.dirfd import check_name
 from tiervault.restore.files import RestoreFile
 from tiervault.restore.selection import Selection
 
@@ -196,8 +196,10 @@ async def _walk(repo: Repository, plan: RestorePlan, sel: Selection, max_depth: 
 
     tree = bytes.fromhex(plan.snapshot.tree)
     async for rel, node in walk(repo, tree, descend=enter, max_depth=max_depth):
-        if bad_name(node.name):  # the decoder refuses these; a restore never relies on it
-            _add_error(plan.errors, rel, f"invalid name {node.name!r} in the recovery point")
+        try:
+            check_name(node.name)  # the decoder refuses these; a restore never relies on it
+        except OSError as exc:
+            _add_error(plan.errors, rel, f"{exc.strerror} in the recovery point")
             continue
         if node.type == "dir":
             if not sel.may_contain(rel):
