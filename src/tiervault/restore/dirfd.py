@@ -93,6 +93,8 @@ class DirectoryFS:
         self.max_dirs = max(1, max_dirs)
         self._lock = threading.Lock()
         self._dirs: OrderedDict[bytes, _Dir] = OrderedDict()
+        #: ``open`` created the target (it was absent): nothing in it predates this restore
+        self.created = False
 
     # ------------------------------------------------------------------ the target itself
 
@@ -109,6 +111,7 @@ class DirectoryFS:
             except OSError as exc:
                 raise TiervaultError(f"cannot create restore target {shown!r}: {exc.strerror}") from exc
             fd = os.open(self.path, DIR_FLAGS & ~_NOFOLLOW)
+            self.created = True
         except NotADirectoryError:
             raise UsageError(f"restore target {shown!r} exists and is not a directory") from None
         try:
@@ -208,9 +211,10 @@ class DirectoryFS:
                 else:
                     d.stale = True
 
-    def make_dir(self, rel: bytes) -> None:
+    def make_dir(self, rel: bytes) -> bool:
         """Make ``rel`` a directory: keep one, create a missing one (mode 0700), replace anything else
-        (a symlink is removed, never followed). It stays open in the cache."""
+        (a symlink is removed, never followed). It stays open in the cache. True if it kept one that
+        was there already."""
         parent, name = split(rel)
         check_name(name)
         with self.dir(parent) as pfd:
@@ -227,9 +231,10 @@ class DirectoryFS:
                     os.mkdir(name, 0o700, dir_fd=pfd)
                 else:
                     self._release(self._insert(rel, fd))
-                    return
+                    return True
             fd = os.open(name, DIR_FLAGS, dir_fd=pfd)
         self._release(self._insert(rel, fd))
+        return False
 
     # ------------------------------------------------------------------ entries
 

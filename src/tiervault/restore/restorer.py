@@ -62,6 +62,8 @@ class RestoreStats:
     bytes_fetched: int = 0
     read_requests: int = 0
     files_verified: int = 0
+    #: temporary names that earlier, killed restores left in the target, removed by this one
+    leftovers_removed: int = 0
     duration_s: float = 0.0
     # read requests and bytes served per tier during the restore (metadata included): the local disk
     # tier, and the repository's store; counted by the restore (``reads.counting_reads``)
@@ -107,6 +109,7 @@ class Restorer:
                 functools.partial(chunk_id, repo.keys.chunk_id),
                 max_open_files=max_open_files,
                 max_open_dirs=max_open_dirs,
+                clock=clock,
             )
         self.target: RestoreTarget = target
         self.selection = Selection(paths, include, exclude)
@@ -183,6 +186,7 @@ class Restorer:
     def _account(self, reads: ReadTally) -> None:
         s, ex = self.stats, self.executor
         s.files_written = self.target.files_written
+        s.leftovers_removed = int(getattr(self.target, "leftovers_removed", 0))  # optional
         s.packs_read, s.read_requests = ex.packs_read, ex.read_requests
         s.bytes_fetched, s.bytes_written = ex.bytes_fetched, ex.bytes_written
         if reads.reported:
