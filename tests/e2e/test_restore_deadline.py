@@ -17,7 +17,7 @@ import pytest
 import tiervault
 from tests.e2e import PASSWORD, KiB, MiB, leftovers
 from tests.support import FakeClock
-from tests.support.trees import File, assert_trees_equal, build_tree, snapshot_tree
+from tests.support.trees import Dir, File, HardLink, assert_trees_equal, build_tree, snapshot_tree
 from tiervault.backend.base import Backend
 from tiervault.backend.local import LocalBackend
 from tiervault.repo.repository import Repository
@@ -113,4 +113,37 @@ async def test_a_budget_within_the_reserve_still_converges(
         assert runs > 1, "the budget did not cut the first run short"
         assert result.stats.files_verified == len(spec)
     assert written + result.stats.files_written == len(spec)
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(out))
+
+
+async def test_an_incomplete_run_verifies_what_it_finished_and_leaves_directory_metadata(
+    vault: tiervault.Vault, repo_path: Path, tmp_path: Path
+) -> None:
+    """A run cut short verifies only the files it put in place (a hard link whose first name is not
+    finished yet is not a verification failure) and leaves the directories' metadata to the run that
+    completes the restore: a read-only directory applied early would keep the next run (as a user
+    other than root) from writing the rest into it."""
+    src = tmp_path / "src"
+    spec: dict[str, Any] = {
+        "0.bin": File(b"small"),  # finished first: the run then stops
+        "a": Dir(mode=0o555),
+        "a/first.bin": File(random.Random(3).randbytes(48 * MiB)),  # more ranges than one run reads
+        "b/second": HardLink("a/first.bin"),
+    }
+    build_tree(src, spec)
+    await vault.protect(src, name="src")
+    point = (await vault.snapshot("src")).point
+
+    clock = FakeClock()
+    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
+    out = tmp_path / "out"
+    async with tiervault.Vault(repo, clock=clock) as timed:
+        first = await timed.restore(point, out, deadline=1.0, verify=True)
+        assert first.incomplete
+        assert first.ok, first.errors
+        assert first.stats.files_verified == first.stats.files_written == 1
+        assert (out / "a").stat().st_mode & 0o7777 == 0o700, "directory metadata applied too early"
+        second = await timed.restore(point, out, verify=True)
+    assert second.ok and not second.incomplete
+    assert second.stats.files_verified == 3
     assert_trees_equal(snapshot_tree(src), snapshot_tree(out))

@@ -256,6 +256,10 @@ class Restorer:
                 self.stats.symlinks += 1
             else:
                 self.stats.others += 1
+        if self.incomplete:
+            # left to the run that completes the restore: a directory made read-only now would keep
+            # the next run (as a user other than root) from writing what is still missing into it
+            return
         for rel, dnode in reversed(plan.dirs):
             try:
                 self.target.dir_meta(rel, dnode)
@@ -285,7 +289,9 @@ class Restorer:
         try:
             async with asyncio.TaskGroup() as tg:
                 for f in plan.files:
-                    if os.fsdecode(f.rel) not in failed and not f.failed and not (f.write and f.remaining):
+                    # only what is in place: not a file the deadline cut short, nor a hard link whose
+                    # first name it cut short (both are for the next run)
+                    if f.done and not f.failed and os.fsdecode(f.rel) not in failed:
                         tg.create_task(one(f))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
