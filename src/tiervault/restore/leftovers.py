@@ -47,26 +47,27 @@ def remove_stale(dir_fd: int, now: float, *, max_age: float = STALE_AGE) -> int:
     ``max_age`` (by ctime, against ``now``, the restore clock's ``now()``); how many were removed. A
     directory that cannot be listed, and a name that went away meanwhile, are skipped."""
     try:
-        names = os.listdir(dir_fd)
+        listing = os.scandir(dir_fd)  # streamed: a huge directory costs no list of its names
     except OSError as exc:
         log.warning("cannot look for leftovers of earlier restores: %s", exc.strerror)
         return 0
-    removed = 0
-    for text in names:
-        name = os.fsencode(text)
-        if not is_temp_name(name):
-            continue
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode) or now - st.st_ctime < max_age:
-                continue  # a restore never makes a directory by that name; a young one may be in use
-            os.unlink(name, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                log.warning("cannot remove %r, left by an earlier restore: %s", name, exc.strerror)
-            continue
-        removed += 1
-    return removed
+    with listing:
+        return sum(_remove_if_stale(dir_fd, os.fsencode(e.name), now, max_age) for e in listing)
+
+
+def _remove_if_stale(dir_fd: int, name: bytes, now: float, max_age: float) -> bool:
+    if not is_temp_name(name):
+        return False
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode) or now - st.st_ctime < max_age:
+            return False  # a restore never makes a directory by that name; a young one may be in use
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            log.warning("cannot remove %r, left by an earlier restore: %s", name, exc.strerror)
+        return False
+    return True
 
 
 __all__ = ["PREFIX", "STALE_AGE", "is_temp_name", "remove_stale", "temp_name"]
