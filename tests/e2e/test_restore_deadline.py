@@ -42,21 +42,32 @@ class TimedReads:
         return data
 
 
+async def point_of(vault: tiervault.Vault, src: Path, spec: dict[str, Any]) -> tiervault.RecoveryPoint:
+    """Build ``spec`` at ``src``, protect it as ``src`` and snapshot it."""
+    build_tree(src, spec)
+    await vault.protect(src, name="src")
+    return (await vault.snapshot("src")).point
+
+
+async def timed_vault(repo_path: Path) -> tuple[FakeClock, tiervault.Vault]:
+    """The repository opened again, its data reads timed on a fresh fake clock (``TimedReads``)."""
+    clock = FakeClock()
+    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
+    return clock, tiervault.Vault(repo, clock=clock)
+
+
 @pytest.mark.parametrize("form", ["seconds", "datetime"])
 async def test_restore_deadline_then_resume_into_the_same_target(
     vault: tiervault.Vault, repo_path: Path, tmp_path: Path, form: str
 ) -> None:
     src = tmp_path / "src"
     rnd = random.Random(9)
-    spec = {f"d{i % 3}/f{i:02d}.bin": File(rnd.randbytes(900 * KiB)) for i in range(40)}
+    spec: dict[str, Any] = {f"d{i % 3}/f{i:02d}.bin": File(rnd.randbytes(900 * KiB)) for i in range(40)}
     spec["big.bin"] = File(rnd.randbytes(12 * MiB))
-    build_tree(src, spec)
-    await vault.protect(src, name="src")
-    point = (await vault.snapshot("src")).point
+    point = await point_of(vault, src, spec)
 
-    clock = FakeClock()
-    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
-    async with tiervault.Vault(repo, clock=clock) as timed:
+    clock, timed = await timed_vault(repo_path)
+    async with timed:
         whole = await timed.restore(point, tmp_path / "whole")  # no deadline: every range
         assert whole.ok and not whole.incomplete
         assert whole.stats.read_requests >= 10
@@ -89,16 +100,13 @@ async def test_a_budget_within_the_reserve_still_converges(
     every run must still finish at least one file before it stops, so repeated runs converge."""
     src = tmp_path / "src"
     rnd = random.Random(11)
-    spec = {f"d{i % 2}/f{i:02d}.bin": File(rnd.randbytes(700 * KiB)) for i in range(16)}
+    spec: dict[str, Any] = {f"d{i % 2}/f{i:02d}.bin": File(rnd.randbytes(700 * KiB)) for i in range(16)}
     spec["big.bin"] = File(rnd.randbytes(10 * MiB))
-    build_tree(src, spec)
-    await vault.protect(src, name="src")
-    point = (await vault.snapshot("src")).point
+    point = await point_of(vault, src, spec)
 
-    clock = FakeClock()
-    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
     out = tmp_path / "out"
-    async with tiervault.Vault(repo, clock=clock) as timed:
+    _clock, timed = await timed_vault(repo_path)
+    async with timed:
         runs, written = 0, 0
         while True:
             runs += 1
@@ -130,14 +138,11 @@ async def test_an_incomplete_run_verifies_what_it_finished_and_leaves_directory_
         "a/first.bin": File(random.Random(3).randbytes(48 * MiB)),  # more ranges than one run reads
         "b/second": HardLink("a/first.bin"),
     }
-    build_tree(src, spec)
-    await vault.protect(src, name="src")
-    point = (await vault.snapshot("src")).point
+    point = await point_of(vault, src, spec)
 
-    clock = FakeClock()
-    repo = await Repository.open(TimedReads(LocalBackend(repo_path), clock), PASSWORD.encode())
     out = tmp_path / "out"
-    async with tiervault.Vault(repo, clock=clock) as timed:
+    _clock, timed = await timed_vault(repo_path)
+    async with timed:
         first = await timed.restore(point, out, deadline=1.0, verify=True)
         assert first.incomplete
         assert first.ok, first.errors
