@@ -5,7 +5,8 @@
 1. **Plan** (``planner.plan_restore``): walk the point, select, resolve every chunk to its pack, and
    find every needed pack's state. A pack that is archived, being rehydrated or missing refuses the
    restore here (``ObjectArchivedError`` / ``ObjectNotFoundError``), before the target is touched.
-2. **Prepare**: open the target, make the directories, skip files it already holds unchanged, and
+2. **Prepare**: open the target, make the directories (removing, in those that existed, the
+   temporary names killed restores left: ``leftovers``), skip files it already holds unchanged, and
    file every chunk write of the others under its pack (``executor.assign``).
 3. **Fetch by pack** (``executor.Executor``): coalesced ranged reads, bounded concurrency, each blob
    opened once and written at every offset that uses it; the last write finishes a file.
