@@ -15,7 +15,8 @@ RESERVE_SHARE, RESERVE_MIN, RESERVE_MAX = 0.1, 1.0, 30.0
 def stop_time(deadline: float | datetime | None, clock: Clock) -> float | None:
     """The ``clock.monotonic()`` at which a run must stop taking new work, leaving a reserve to store
     what is in flight and commit (10% of the budget, between 1 and 30 seconds). A budget within the
-    reserve gives "now": a snapshot still finishes one file first (``sources/stopping.py``). None
+    reserve gives "now": a snapshot or a restore still finishes one file first (``sources/stopping.py``,
+    ``restore/executor.py``). None
     without a deadline; ``UsageError`` for one that is not finite, not a time, or already past."""
     if deadline is None:
         return None

@@ -235,9 +235,11 @@ class Vault:
         outside ``target`` is ever changed, whatever the point holds (docs/architecture.md,
         "Restore").
 
-        ``deadline`` (seconds from now, or an aware datetime): before it, no new read starts; files
-        finished by then are complete, and the result is ``incomplete``. The same restore into the
-        same target resumes: complete files are recognised by their content and skipped.
+        ``deadline`` (seconds from now, or an aware datetime, less a reserve): once it has passed
+        and this run has finished at least one file, no new read starts; files finished by then are
+        complete, and the result is ``incomplete``. The same restore into the same target resumes:
+        complete files are recognised by their content and skipped, so repeated runs converge even
+        under a budget shorter than the reserve.
 
         A target inside the item's protected source (the next snapshot would hold the restored copy
         too) is refused with ``UsageError`` unless ``force``; then it is a warning. Restoring over

@@ -9,6 +9,7 @@ way, an lstat listing of a directory outside the target (modes and mtimes includ
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import os
@@ -352,3 +353,65 @@ def test_the_target_refuses_names_that_are_not_one_component(tmp_path: Path, rel
     finally:
         target.close()
     assert sorted(os.listdir(tmp_path)) == ["t"] and os.listdir(tmp_path / "t") == ["a"]
+
+
+def test_a_name_is_tested_in_one_place() -> None:
+    """What a name may be is decided by one function of the restore package (``dirfd.check_name``):
+    the planner and the target used to test it twice (``bad_name``, ``_check_name``), two rules
+    that could drift apart."""
+    package = Path(tiervault.restore.__file__).parent
+    testing_nul = sorted(
+        f"{py.stem}.{fn.name}"
+        for py in package.glob("*.py")
+        for fn in ast.walk(ast.parse(py.read_text()))
+        if isinstance(fn, ast.FunctionDef)
+        and any(isinstance(c, ast.Constant) and c.value == b"\0" for c in ast.walk(fn))
+    )
+    assert testing_nul == ["dirfd.check_name"]
+
+
+# ------------------------------------------------------------------ chunks and records
+
+
+async def test_content_that_names_a_tree_is_an_error_for_that_file(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """A file whose content is a tree's id: the tree's plaintext is never written as its data."""
+    plant = Planter(vault)
+    leaf = await plant.tree([])
+    size = len(b'{"nodes":[],"v":1}')
+    root = await plant.tree(
+        [node("f", "file", 0o644, size=size, links=1, content=[leaf]), plant.file("ok", b"fine")]
+    )
+    target = tmp_path / "target"
+    result = await vault.restore(await plant.commit(root), target, verify=True)
+    assert [(e["path"], "is a tree, not data" in e["error"]) for e in result.errors] == [("f", True)]
+    assert os.listdir(target) == ["ok"] and (target / "ok").read_bytes() == b"fine"
+
+
+async def test_a_chunk_larger_than_the_chunker_cuts_is_an_error_for_that_file(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """No chunk the repository's chunker cut exceeds its ``max_size``; a crafted one (up to 4 GiB of
+    zeros compressed to almost nothing) would be decompressed in memory by every fetch task."""
+    plant = Planter(vault)
+    largest = vault._repo.chunker_params.max_size
+    root = await plant.tree([plant.file("bomb", bytes(largest + 1)), plant.file("ok", b"fine")])
+    target = tmp_path / "target"
+    result = await vault.restore(await plant.commit(root), target)
+    assert [e["path"] for e in result.errors] == ["bomb"]
+    assert f"more than the repository's chunks can ({largest:,})" in result.errors[0]["error"]
+    assert os.listdir(target) == ["ok"]
+
+
+@pytest.mark.parametrize("source", ["/hostile\0source", "."])
+async def test_a_source_that_is_no_absolute_path_guards_nothing(
+    vault: tiervault.Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """The restore-target guard resolves the point's ``source``: a crafted one with a NUL byte
+    crashed it (ValueError), a relative one made it refuse targets below the current directory."""
+    plant = Planter(vault)
+    point = await plant.commit(await plant.tree([plant.file("f", b"data")]), source=source)
+    monkeypatch.chdir(tmp_path)
+    result = await vault.restore(point, tmp_path / "target")
+    assert result.ok and (tmp_path / "target" / "f").read_bytes() == b"data"

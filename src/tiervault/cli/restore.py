@@ -31,7 +31,8 @@ def register(commands: Commands) -> None:
         "--deadline",
         type=float,
         metavar="SECONDS",
-        help="start no new read after SECONDS (exit 4); the same restore into the same target resumes",
+        help="start no new read after SECONDS, once a file is restored (exit 4); the same restore into "
+        "the same target resumes",
     )
     p.add_argument(
         "--force",
@@ -94,6 +95,11 @@ async def _restore(ctx: Context, vault: Vault) -> int:
             f"  time:  {s.duration_s:.2f} s",
             soft_wrap=True,
         )
+        if s.leftovers_removed:
+            ctx.out.print(
+                f"  removed {count(s.leftovers_removed, 'temporary file')} left by earlier, "
+                "interrupted restores"
+            )
         print_problems(
             ctx, result.errors, f"{count(len(result.errors), 'entry', 'entries')} could not be restored"
         )

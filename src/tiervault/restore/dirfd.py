@@ -50,12 +50,10 @@ def split(rel: bytes) -> tuple[bytes, bytes]:
 _NOT_NAMES = frozenset((b"", b".", b".."))
 
 
-def bad_name(name: bytes) -> bool:
-    """A name that is not one plain path component (it could address something else)."""
-    return name in _NOT_NAMES or b"/" in name or b"\0" in name
-
-
-def _check_name(name: bytes) -> bytes:
+def check_name(name: bytes) -> bytes:
+    """``name``, if it is one plain path component; else ``OSError(EINVAL)``: a name that is empty,
+    ``.``, ``..`` or holds ``/`` or NUL could address something else. The one test of a name in a
+    restore: the planner (an error for that entry) and every call below (nothing resolved) use it."""
     if name in _NOT_NAMES or b"/" in name or b"\0" in name:
         raise OSError(errno.EINVAL, f"invalid name {name!r}")
     return name
@@ -95,6 +93,8 @@ class DirectoryFS:
         self.max_dirs = max(1, max_dirs)
         self._lock = threading.Lock()
         self._dirs: OrderedDict[bytes, _Dir] = OrderedDict()
+        #: ``open`` created the target (it was absent): nothing in it predates this restore
+        self.created = False
 
     # ------------------------------------------------------------------ the target itself
 
@@ -111,6 +111,7 @@ class DirectoryFS:
             except OSError as exc:
                 raise TiervaultError(f"cannot create restore target {shown!r}: {exc.strerror}") from exc
             fd = os.open(self.path, DIR_FLAGS & ~_NOFOLLOW)
+            self.created = True
         except NotADirectoryError:
             raise UsageError(f"restore target {shown!r} exists and is not a directory") from None
         try:
@@ -168,7 +169,7 @@ class DirectoryFS:
                 raise OSError(errno.EBADF, "the restore target is closed")
         for i in range(depth, len(parts)):
             try:
-                fd = os.open(_check_name(parts[i]), DIR_FLAGS, dir_fd=d.fd)
+                fd = os.open(check_name(parts[i]), DIR_FLAGS, dir_fd=d.fd)
             finally:
                 self._release(d)
             d = self._insert(b"/".join(parts[: i + 1]), fd)
@@ -210,11 +211,12 @@ class DirectoryFS:
                 else:
                     d.stale = True
 
-    def make_dir(self, rel: bytes) -> None:
+    def make_dir(self, rel: bytes) -> bool:
         """Make ``rel`` a directory: keep one, create a missing one (mode 0700), replace anything else
-        (a symlink is removed, never followed). It stays open in the cache."""
+        (a symlink is removed, never followed). It stays open in the cache. True if it kept one that
+        was there already."""
         parent, name = split(rel)
-        _check_name(name)
+        check_name(name)
         with self.dir(parent) as pfd:
             try:
                 os.mkdir(name, 0o700, dir_fd=pfd)
@@ -229,15 +231,16 @@ class DirectoryFS:
                     os.mkdir(name, 0o700, dir_fd=pfd)
                 else:
                     self._release(self._insert(rel, fd))
-                    return
+                    return True
             fd = os.open(name, DIR_FLAGS, dir_fd=pfd)
         self._release(self._insert(rel, fd))
+        return False
 
     # ------------------------------------------------------------------ entries
 
     def lstat(self, rel: bytes) -> os.stat_result | None:
         parent, _, name = rel.rpartition(b"/")
-        _check_name(name)
+        check_name(name)
         d = self._acquire(parent)  # not ``with self.dir``: this and ``create`` run once per file
         try:
             return os.stat(name, dir_fd=d.fd, follow_symlinks=False)
@@ -252,7 +255,7 @@ class DirectoryFS:
         parent, name = split(rel)
         with self.dir(parent) as pfd:
             try:
-                fd = os.open(_check_name(name), flags, dir_fd=pfd)
+                fd = os.open(check_name(name), flags, dir_fd=pfd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.ENOENT):
                     return None
@@ -265,7 +268,7 @@ class DirectoryFS:
 
     def create(self, parent: bytes, name: bytes) -> int:
         """Create ``parent/name`` (it must not exist), mode 0600, open for writing."""
-        _check_name(name)
+        check_name(name)
         d = self._acquire(parent)
         try:
             return os.open(name, CREATE_FLAGS, 0o600, dir_fd=d.fd)
@@ -276,7 +279,7 @@ class DirectoryFS:
         """Remove a name quietly (a temporary file that is no longer needed)."""
         try:
             with self.dir(parent) as pfd:
-                os.unlink(_check_name(name), dir_fd=pfd)
+                os.unlink(check_name(name), dir_fd=pfd)
         except OSError:
             pass
 
@@ -286,7 +289,7 @@ class DirectoryFS:
         try:
             with self.dir(parent) as pfd:
                 try:
-                    os.rename(tmp, _check_name(name), src_dir_fd=pfd, dst_dir_fd=pfd)
+                    os.rename(tmp, check_name(name), src_dir_fd=pfd, dst_dir_fd=pfd)
                 except IsADirectoryError:
                     try:
                         os.rmdir(name, dir_fd=pfd)
@@ -304,10 +307,10 @@ class DirectoryFS:
         """Hard-link the regular file ``first`` as ``parent/tmp`` (a symlink is never followed)."""
         fparent, fname = split(first)
         with self.dir(fparent) as ffd, self.dir(parent) as pfd:
-            st = os.stat(_check_name(fname), dir_fd=ffd, follow_symlinks=False)
+            st = os.stat(check_name(fname), dir_fd=ffd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EEXIST, "the first name of this hard link is not a regular file")
-            os.link(fname, _check_name(tmp), src_dir_fd=ffd, dst_dir_fd=pfd, follow_symlinks=False)
+            os.link(fname, check_name(tmp), src_dir_fd=ffd, dst_dir_fd=pfd, follow_symlinks=False)
 
     def same_inode(self, a: bytes, b: bytes) -> bool:
         sa, sb = self.lstat(a), self.lstat(b)
@@ -315,7 +318,7 @@ class DirectoryFS:
 
     def make_node(self, parent: bytes, tmp: bytes, node: Node) -> int:
         """Create a symlink, FIFO or device node ``parent/tmp`` with ``node``'s metadata; its type."""
-        _check_name(tmp)
+        check_name(tmp)
         with self.dir(parent) as pfd:
             if node.type == "symlink" and node.target is not None:
                 os.symlink(node.target, tmp, dir_fd=pfd)
@@ -343,4 +346,4 @@ class DirectoryFS:
             apply_meta_fd(fd, node)
 
 
-__all__ = ["CREATE_FLAGS", "MAX_OPEN_DIRS", "DirectoryFS", "bad_name", "in_the_way", "split"]
+__all__ = ["CREATE_FLAGS", "MAX_OPEN_DIRS", "DirectoryFS", "check_name", "in_the_way", "split"]

@@ -7,7 +7,9 @@ offset and coalesced into runs (a gap of at most ``COALESCE_GAP``, a run of at m
 each run one ranged ``get``. In a worker thread every blob of the run is authenticated, decompressed
 and checked against its keyed id once, then written at every ``(file, offset)`` that uses it through
 the :class:`~tiervault.restore.targets.RestoreTarget`. No new range starts after ``stop_at`` (on the
-``Clock``).
+``Clock``) once this run has finished a file: like a snapshot (``sources/stopping.py``), a run never
+stops before it has made progress, so a budget within the reserve (a stop time of "now") or a slow
+first file still converges over repeated runs instead of writing nothing each time.
 """
 
 from __future__ import annotations
@@ -94,10 +96,19 @@ class Executor:
         self.concurrency = max(1, concurrency)
         self.clock, self.stop_at = clock, stop_at
         self.incomplete = False
+        #: a file was finished by a chunk write of this run: from now on a passed deadline stops it
+        self.progressed = False
         self.packs_read = self.read_requests = self.bytes_fetched = self.bytes_written = 0
 
     def deadline_passed(self) -> bool:
-        if self.stop_at is not None and self.clock.monotonic() >= self.stop_at:
+        """Stop taking new reads? Only once the stop time has come *and* this run has finished a file
+        (files found unchanged do not count: they were finished by an earlier run)."""
+        if (
+            not self.incomplete
+            and self.stop_at is not None
+            and self.progressed
+            and self.clock.monotonic() >= self.stop_at
+        ):
             self.incomplete = True
         return self.incomplete
 
@@ -113,6 +124,8 @@ class Executor:
                     continue
                 try:
                     written += target.write(f, plain, off)
+                    if f.done:
+                        self.progressed = True
                 except OSError as exc:
                     f.failed = True
                     target.discard(f)
@@ -134,10 +147,11 @@ class Executor:
         async def one(pack: PackInfo, uses: Uses) -> None:
             entries = sorted(uses, key=lambda e: e.offset)
             async with sem:
-                self.packs_read += 1
-                for run in coalesce(entries):
+                for i, run in enumerate(coalesce(entries)):
                     if self.deadline_passed():
                         return  # the rest is for the next run, into the same target
+                    if i == 0:
+                        self.packs_read += 1  # a pack counts once a read of it starts
                     start = run[0].offset
                     end = run[-1].offset + run[-1].length
                     data = await backend.get(pack.name, offset=start, length=end - start)

@@ -2,7 +2,8 @@
 
 The first write to a file creates it: a destination that did not exist is written in place (there is
 nothing to replace atomically, and a rename saved per file counts for many small files); an existing
-one gets a temporary sibling ``.tiervault-restore-<12 hex>-<n>`` that replaces it at the end. A file
+one gets a temporary sibling ``.tiervault-restore-<12 hex>-<n>`` that replaces it at the end (one a
+killed restore left is removed by a later one: ``leftovers``). A file
 with holes is truncated to its size first, so holes stay holes. The last write finishes the file at
 once: metadata through the descriptor, close, rename over the destination. At most ``max_open``
 (``MAX_OPEN_FILES``) descriptors stay open between writes; a file reopened later must be the same
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from tiervault.core.format.tree import ContentItem, Node
 from tiervault.repo.index import Location
 from tiervault.restore.dirfd import CREATE_FLAGS, DirectoryFS
+from tiervault.restore.leftovers import temp_name
 from tiervault.restore.meta import apply_meta_fd
 
 MAX_OPEN_FILES = 256
@@ -66,7 +68,7 @@ class FileWriter:
         with self._lock:
             self._temp_counter += 1
             n = self._temp_counter
-        return b".tiervault-restore-%s-%d" % (self._temp_prefix, n)
+        return temp_name(self._temp_prefix, n)
 
     def create(self, f: RestoreFile) -> int:
         """Open the file being written: in place if it did not exist, else a temporary sibling."""

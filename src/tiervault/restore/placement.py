@@ -14,8 +14,10 @@ log = logging.getLogger("tiervault.restore")
 
 
 def inside_of(target: str | os.PathLike[str], source: str) -> bool:
-    """Does ``target`` lie strictly below ``source`` (symlinks resolved)?"""
-    if not source:
+    """Does ``target`` lie strictly below ``source`` (symlinks resolved)? An item's source is an
+    absolute path; a point that records anything else (empty, relative, with a NUL byte: only a
+    crafted one) has no source to protect, and says nothing about the directory the restore runs in."""
+    if not source or "\0" in source or not os.path.isabs(source):
         return False
     real = os.path.realpath(os.path.abspath(os.fspath(target)))
     src = os.path.realpath(source)

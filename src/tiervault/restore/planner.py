@@ -3,9 +3,10 @@
 ``plan_restore`` refuses a point beyond the expansion bounds (``treewalk.check_point``), walks it with
 the one tree walker (``treewalk.walk``), keeping what the :class:`Selection` selects and the
 directories above it, resolves every chunk of every selected file to its pack (a chunk no index
-lists is an ``IntegrityError``; a file whose size does not match its chunks and holes is an error
-for that file), and finds the state of every pack needed: readable (and from which tier), in the
-Archive tier, being rehydrated, or missing. It reads trees and asks the store about packs; it never
+lists is an ``IntegrityError``; a file whose size does not match its chunks and holes, or that names
+a tree or a chunk larger than the repository's chunker cuts, is an error for that file), and finds
+the state of every pack needed: readable (and from which tier), in the Archive tier, being
+rehydrated, or missing. It reads trees and asks the store about packs; it never
 touches a restore target. ``RestorePlan.refuse_unreadable`` is the restore's check before it writes.
 """
 
@@ -19,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tiervault.backend.base import ObjectInfo, Tier
-from tiervault.core.format.pack import PackEntry
+from tiervault.core.format.pack import FLAG_TREE, PackEntry, PackKind
 from tiervault.core.format.tree import ContentItem, Node, node_from_json
 from tiervault.errors import NotFoundError, ObjectArchivedError, ObjectNotFoundError
 from tiervault.repo.index import Location, PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, check_point, walk
-from tiervault.restore.dirfd import bad_name
+from tiervault.restore.dirfd import check_name
 from tiervault.restore.files import RestoreFile
 from tiervault.restore.selection import Selection
 
@@ -196,8 +197,10 @@ async def _walk(repo: Repository, plan: RestorePlan, sel: Selection, max_depth: 
 
     tree = bytes.fromhex(plan.snapshot.tree)
     async for rel, node in walk(repo, tree, descend=enter, max_depth=max_depth):
-        if bad_name(node.name):  # the decoder refuses these; a restore never relies on it
-            _add_error(plan.errors, rel, f"invalid name {node.name!r} in the recovery point")
+        try:
+            check_name(node.name)  # the decoder refuses these; a restore never relies on it
+        except OSError as exc:
+            _add_error(plan.errors, rel, f"{exc.strerror} in the recovery point")
             continue
         if node.type == "dir":
             if not sel.may_contain(rel):
@@ -220,8 +223,25 @@ async def _walk(repo: Repository, plan: RestorePlan, sel: Selection, max_depth: 
     plan.dirs = [d for d, k in zip(dirs, kept, strict=True) if k]
 
 
+def _not_data(loc: Location, largest: int) -> str | None:
+    """Why a file may not hold the chunk at ``loc`` (None: it may). A tree's plaintext is no file's
+    content, and no chunk a repository's chunker cut is larger than its ``max_size``: a crafted one
+    (up to 4 GiB, compressed to almost nothing) would be decompressed in memory by each fetch task."""
+    cid = loc.entry.id.hex()[:16]
+    if loc.pack.kind is not PackKind.DATA or loc.entry.flags & FLAG_TREE:
+        return f"chunk {cid} is a tree, not data"
+    if loc.entry.raw_length > largest:
+        return (
+            f"chunk {cid} holds {loc.entry.raw_length:,} bytes, more than the repository's chunks "
+            f"can ({largest:,})"
+        )
+    return None
+
+
 def _resolve(repo: Repository, plan: RestorePlan) -> None:
-    """Every chunk of every file to its pack (a worker thread): sizes checked, hard links grouped."""
+    """Every chunk of every file to its pack (a worker thread): chunks and sizes checked, hard links
+    grouped."""
+    largest = repo.chunker_params.max_size
     links: dict[tuple[int, int], RestoreFile] = {}
     entries: dict[str, set[PackEntry]] = {}
     for f in plan.files:
@@ -233,7 +253,7 @@ def _resolve(repo: Repository, plan: RestorePlan) -> None:
                 continue
             links[(node.device, node.inode)] = f
         layout: list[tuple[ContentItem, int, Location | None]] = []
-        stored, negative = 0, False
+        stored, negative, bad = 0, False, None
         for item in node.content:
             if isinstance(item, int):
                 layout.append((item, item, None))
@@ -242,12 +262,14 @@ def _resolve(repo: Repository, plan: RestorePlan) -> None:
                 loc = repo.locate(item)  # a chunk no index has: IntegrityError, nothing written
                 n = loc.entry.raw_length
                 layout.append((item, n, loc))
+                bad = bad or _not_data(loc, largest)
             stored += n
             negative = negative or n < 0
-        if stored != node.size or negative:
+        if bad is None and (stored != node.size or negative):
             # a crafted size (10**12 for 6 bytes) must not become a huge sparse file
-            why = f"stored size {node.size} does not match its content ({stored} bytes)"
-            _add_error(plan.errors, f.rel, why)
+            bad = f"stored size {node.size} does not match its content ({stored} bytes)"
+        if bad is not None:
+            _add_error(plan.errors, f.rel, bad)
             f.failed = True
             continue
         f.layout = layout

@@ -5,7 +5,8 @@
 1. **Plan** (``planner.plan_restore``): walk the point, select, resolve every chunk to its pack, and
    find every needed pack's state. A pack that is archived, being rehydrated or missing refuses the
    restore here (``ObjectArchivedError`` / ``ObjectNotFoundError``), before the target is touched.
-2. **Prepare**: open the target, make the directories, skip files it already holds unchanged, and
+2. **Prepare**: open the target, make the directories (removing, in those that existed, the
+   temporary names killed restores left: ``leftovers``), skip files it already holds unchanged, and
    file every chunk write of the others under its pack (``executor.assign``).
 3. **Fetch by pack** (``executor.Executor``): coalesced ranged reads, bounded concurrency, each blob
    opened once and written at every offset that uses it; the last write finishes a file.
@@ -62,6 +63,8 @@ class RestoreStats:
     bytes_fetched: int = 0
     read_requests: int = 0
     files_verified: int = 0
+    #: temporary names that earlier, killed restores left in the target, removed by this one
+    leftovers_removed: int = 0
     duration_s: float = 0.0
     # read requests and bytes served per tier during the restore (metadata included): the local disk
     # tier, and the repository's store; counted by the restore (``reads.counting_reads``)
@@ -107,6 +110,7 @@ class Restorer:
                 functools.partial(chunk_id, repo.keys.chunk_id),
                 max_open_files=max_open_files,
                 max_open_dirs=max_open_dirs,
+                clock=clock,
             )
         self.target: RestoreTarget = target
         self.selection = Selection(paths, include, exclude)
@@ -183,6 +187,7 @@ class Restorer:
     def _account(self, reads: ReadTally) -> None:
         s, ex = self.stats, self.executor
         s.files_written = self.target.files_written
+        s.leftovers_removed = int(getattr(self.target, "leftovers_removed", 0))  # optional
         s.packs_read, s.read_requests = ex.packs_read, ex.read_requests
         s.bytes_fetched, s.bytes_written = ex.bytes_fetched, ex.bytes_written
         if reads.reported:
@@ -252,6 +257,10 @@ class Restorer:
                 self.stats.symlinks += 1
             else:
                 self.stats.others += 1
+        if self.incomplete:
+            # left to the run that completes the restore: a directory made read-only now would keep
+            # the next run (as a user other than root) from writing what is still missing into it
+            return
         for rel, dnode in reversed(plan.dirs):
             try:
                 self.target.dir_meta(rel, dnode)
@@ -281,7 +290,9 @@ class Restorer:
         try:
             async with asyncio.TaskGroup() as tg:
                 for f in plan.files:
-                    if os.fsdecode(f.rel) not in failed and not f.failed and not (f.write and f.remaining):
+                    # only what is in place: not a file the deadline cut short, nor a hard link whose
+                    # first name it cut short (both are for the next run)
+                    if f.done and not f.failed and os.fsdecode(f.rel) not in failed:
                         tg.create_task(one(f))
         except BaseExceptionGroup as group:
             raise first_error(group) from None

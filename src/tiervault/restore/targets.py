@@ -13,16 +13,20 @@ import stat
 from collections.abc import Callable
 from typing import Protocol
 
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.format.tree import Node
 from tiervault.restore.dirfd import MAX_OPEN_DIRS, DirectoryFS, split
 from tiervault.restore.files import MAX_OPEN_FILES, FileWriter, RestoreFile
+from tiervault.restore.leftovers import remove_stale
 from tiervault.restore.meta import apply_meta_fd, is_zero
 
 
 class RestoreTarget(Protocol):
     """What a restore needs of its target. ``open`` and ``close`` are called once, from a worker
     thread; every other method from worker threads: ``write`` and ``discard`` under the file's lock,
-    the others from one thread at a time. An ``OSError`` is an error of that entry only."""
+    the others from one thread at a time. An ``OSError`` is an error of that entry only. A target
+    that removes what killed restores left in it may count that in ``leftovers_removed`` (an int;
+    optional, 0 without it)."""
 
     @property
     def name(self) -> str:
@@ -33,12 +37,14 @@ class RestoreTarget(Protocol):
         """Files whose content was written and put in place so far."""
 
     def open(self) -> None:
-        """Make the target ready (a ``UsageError`` or ``TiervaultError`` if it cannot be used)."""
+        """Make the target ready (a ``UsageError`` or ``TiervaultError`` if it cannot be used); an
+        existing one is cleared of what killed restores left at its top."""
 
     def close(self) -> None: ...
 
     def make_dir(self, rel: bytes) -> None:
-        """Directory ``rel`` exists afterwards (its metadata comes with ``dir_meta``)."""
+        """Directory ``rel`` exists afterwards (its metadata comes with ``dir_meta``); one that
+        existed is cleared of what killed restores left in it."""
 
     def unchanged(self, f: RestoreFile) -> bool:
         """``f`` is there already with exactly its content: it then got its metadata."""
@@ -79,11 +85,17 @@ class DirectoryTarget:
         *,
         max_open_files: int = MAX_OPEN_FILES,
         max_open_dirs: int = MAX_OPEN_DIRS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = os.fsencode(os.path.abspath(os.fspath(path)))
         self.fs = DirectoryFS(self.path, max_dirs=max_open_dirs)
         self.files = FileWriter(self.fs, max_open=max_open_files)
         self._chunk_id = chunk_id
+        #: the age of a leftover temporary name is measured with ``clock.now()``
+        self.clock = clock
+        self.leftovers_removed = 0
+        #: directories this restore listed for leftovers (only those that existed before it)
+        self.dirs_listed = 0
 
     @property
     def name(self) -> str:
@@ -95,12 +107,20 @@ class DirectoryTarget:
 
     def open(self) -> None:
         self.fs.open()
+        if not self.fs.created:
+            self._remove_leftovers(b"")
 
     def close(self) -> None:
         self.fs.close()
 
     def make_dir(self, rel: bytes) -> None:
-        self.fs.make_dir(rel)
+        if self.fs.make_dir(rel):  # kept one that was there: it may hold what a killed restore left
+            self._remove_leftovers(rel)
+
+    def _remove_leftovers(self, rel: bytes) -> None:
+        with self.fs.dir(rel) as fd:
+            self.dirs_listed += 1
+            self.leftovers_removed += remove_stale(fd, self.clock.now())
 
     def unchanged(self, f: RestoreFile) -> bool:
         st = self.fs.lstat(f.rel)
