@@ -25,7 +25,13 @@ from tiervault.archiver.outcome import Findings, Progress, SnapshotStats
 from tiervault.archiver.readers import Job, ReaderPool, Stopped
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format import FormatError
-from tiervault.core.format.tree import content_to_json, decode_tree_json, encode_tree_json, json_name
+from tiervault.core.format.tree import (
+    content_to_json,
+    decode_tree_json,
+    encode_tree_json,
+    json_name,
+    nodes_from_json,
+)
 from tiervault.errors import TiervaultError
 from tiervault.repo.packer import PackSink
 from tiervault.repo.repository import Repository
@@ -96,12 +102,21 @@ class FolderWalker:
                 data = self._call(lambda: self.repo.load_tree_data(tid))
             try:
                 nodes = decode_tree_json(data)
-                parent = {json_name(o): o for o in nodes}
             except (FormatError, ValueError, TypeError) as exc:
                 raise self.repo.tree_error(tid, exc) from exc
         except TiervaultError as exc:
             log.warning("parent tree unreadable, reading everything below %r: %s", pending.path, exc)
             return {}
+        try:
+            # reused objects are copied verbatim into this point: only from a tree the full decoder
+            # accepts (a crafted parent must not make this host store nodes a restore refuses)
+            nodes_from_json(nodes)
+        except FormatError as exc:
+            self._findings.warn(
+                pending.path, f"parent tree {tid.hex()} is invalid ({exc}): read again, nothing reused"
+            )
+            return {}
+        parent = {json_name(o): o for o in nodes}
         pending.parent_nodes = nodes
         return parent
 

@@ -1,0 +1,76 @@
+"""The snapshot side of the soundness review: what a legitimate host's snapshot does with a crafted
+parent point, a directory swapped for a symlink while it is walked, and a source deeper than a
+restore plans. Real files, a real repository; crafted points are planted through the real writer
+(tests/support/hostile.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tiervault
+from tests.support.hostile import Planter
+from tiervault.core.format.tree import decode_tree_json
+from tiervault.repo.provenance import host_name, user_name
+from tiervault.repo.treewalk import TreeCounter
+
+
+async def trees_decode(vault: tiervault.Vault, point: tiervault.RecoveryPoint) -> None:
+    """Every tree of ``point`` passes the full decoder (an IntegrityError otherwise)."""
+    snap = await vault._repo.load_snapshot(point.id)
+    await TreeCounter(vault._repo).expansion(bytes.fromhex(snap.tree))
+
+
+# ------------------------------------------------------------------ a planted parent point
+
+
+def _zero_hole(obj: dict[str, Any]) -> None:
+    obj["content"] = [*obj["content"], 0]  # a hole of length 0: the decoder refuses it
+
+
+def _bad_xattr(obj: dict[str, Any]) -> None:
+    obj["xattrs"] = [{"name": "user.x", "value": "not base64!"}]  # kept while ctime and inode match
+
+
+def _bad_dir_mode(obj: dict[str, Any]) -> None:
+    obj["mode"] = 1 << 40  # a directory a stopped run leaves unvisited is copied whole
+
+
+@pytest.mark.parametrize("poison", [_zero_hole, _bad_xattr, _bad_dir_mode])
+async def test_a_planted_parent_never_poisons_the_next_snapshot(
+    vault: tiervault.Vault, tmp_path: Path, poison: Any
+) -> None:
+    """A compromised host plants an authentic point, with this host's name, whose tree holds a node
+    the full decoder refuses, as the parent of this host's next snapshot. That snapshot used to copy
+    the node (unchanged file, kept xattrs, a directory left unvisited): check flagged the legitimate
+    point and its restore refused. Now the bad parent tree is read from disk, with a warning naming it."""
+    src = tmp_path / "src"
+    (src / "zdir").mkdir(parents=True)
+    (src / "f").write_bytes(b"hello")
+    (src / "zdir" / "g").write_bytes(b"world")
+    await vault.protect(src, name="it")
+    good = await vault._repo.load_snapshot((await vault.snapshot("it")).point.id)
+
+    nodes = decode_tree_json(await vault._repo.load_tree_data(bytes.fromhex(good.tree)))
+    by_name = {o["name"]: o for o in nodes}
+    poison(by_name["zdir"] if poison is _bad_dir_mode else by_name["f"])
+    plant = Planter(vault)
+    planted = await plant.tree(nodes)
+    root = dict(good.root, subtree=planted)
+    await plant.commit(planted, item="it", source=good.source, root=root, host=host_name(), user=user_name())
+
+    legit = await vault.snapshot("it")
+    assert not legit.point.partial
+    # nothing is taken from a parent tree the decoder refuses: the point says so, naming it
+    assert any(planted[:16] in w["warning"] for w in legit.point.warnings), legit.point.warnings
+    # not even the subtree ids it holds: everything below it is read again
+    assert (legit.stats.files_reused, legit.stats.files_read) == (0, 2)
+    await trees_decode(vault, legit.point)
+    out = tmp_path / "out"
+    assert (await vault.restore(legit.point, out, verify=True)).ok
+    assert (out / "f").read_bytes() == (src / "f").read_bytes()
+    assert (out / "zdir" / "g").read_bytes() == b"world"
+    check = await vault.check(read_data=True)
+    assert check.errors and all(planted[:16] in e["error"] for e in check.errors), check.errors
