@@ -5,6 +5,8 @@ restore plans. Real files, a real repository; crafted points are planted through
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 import tiervault
 from tests.support.hostile import Planter
+from tiervault.archiver import walker
 from tiervault.core.format.tree import decode_tree_json
 from tiervault.repo.provenance import host_name, user_name
 from tiervault.repo.treewalk import TreeCounter
@@ -74,3 +77,49 @@ async def test_a_planted_parent_never_poisons_the_next_snapshot(
     assert (out / "zdir" / "g").read_bytes() == b"world"
     check = await vault.check(read_data=True)
     assert check.errors and all(planted[:16] in e["error"] for e in check.errors), check.errors
+
+
+# ------------------------------------------------------------------ a directory swapped while walked
+
+
+@pytest.mark.parametrize("swap", ["symlink", "other dir"])
+async def test_a_directory_swapped_after_its_listing_is_never_followed(
+    vault: tiervault.Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str
+) -> None:
+    """``sub`` is listed as a directory, then replaced (by a symlink to a directory outside the
+    source, or by another directory) before it is read: the archiver used to follow the symlink and
+    back up the outside directory. Now ``sub`` is an error entry naming it and nothing below it is
+    stored."""
+    src, secret = tmp_path / "src", tmp_path / "secret"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "own").write_bytes(b"mine")
+    (src / "keep").write_bytes(b"kept")
+    secret.mkdir()
+    (secret / "shadow").write_bytes(b"root:$6$secret")
+    await vault.protect(src, name="it")
+    real_list_dir = walker.list_dir
+    swapped = []
+
+    def swap_then_list(path: bytes, *ident: tuple[int, int] | None) -> Any:
+        if path == os.fsencode(src / "sub") and not swapped:  # the race, made deterministic
+            if swap == "symlink":
+                os.symlink(secret, tmp_path / "new")
+            else:
+                shutil.copytree(secret, tmp_path / "new")  # made first: it cannot reuse the inode
+            shutil.rmtree(src / "sub")
+            os.rename(tmp_path / "new", src / "sub")
+            swapped.append(path)
+        return real_list_dir(path, *ident)
+
+    monkeypatch.setattr(walker, "list_dir", swap_then_list)
+    result = await vault.snapshot("it")
+    assert swapped
+    assert result.point.partial
+    assert [e["path"] for e in result.point.errors] == ["sub"]
+    assert "replaced" in result.point.errors[0]["error"]
+    names = {e.path for e in await vault.ls(result.point, recursive=True)}
+    assert names == {"keep"}
+    out = tmp_path / "out"
+    assert (await vault.restore(result.point, out, verify=True)).ok
+    assert sorted(os.listdir(out)) == ["keep"]
+    assert (await vault.check(read_data=True)).ok

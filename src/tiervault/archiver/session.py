@@ -90,7 +90,7 @@ class FolderArchiver:
         root = self._root()
         self._readers.start()
         try:
-            top = self._walker.walk(self.source, self.parent_tree)
+            top = self._walker.walk(self.source, self.parent_tree, (root["inode"], root["device"]))
             if not self._stop.cancelled:
                 self._walker.drain(block=True)
         finally:

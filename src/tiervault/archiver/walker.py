@@ -35,7 +35,7 @@ from tiervault.core.format.tree import (
 from tiervault.errors import TiervaultError
 from tiervault.repo.packer import PackSink
 from tiervault.repo.repository import Repository
-from tiervault.sources.folder import list_dir, stat_json
+from tiervault.sources.folder import FileChanged, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ
 from tiervault.sources.reuse import ParentReuse, tree_ref
 from tiervault.sources.stopping import Stopper
@@ -60,6 +60,8 @@ class PendingDir:
     jobs: list[tuple[bytes, _Obj, Job, int]] = field(default_factory=list)
     subdirs: list[tuple[bytes, _Obj, PendingDir]] = field(default_factory=list)
     tree_id: bytes | None = None
+    #: no longer the directory that was listed: its parent stores nothing of it
+    left_out: bool = False
 
     def ready(self) -> bool:
         return all(job.done() for _, _, job, _ in self.jobs)
@@ -120,14 +122,21 @@ class FolderWalker:
         pending.parent_nodes = nodes
         return parent
 
-    def walk(self, path: bytes, parent_tree: bytes | None) -> PendingDir:
+    def walk(
+        self, path: bytes, parent_tree: bytes | None, ident: tuple[int, int] | None = None
+    ) -> PendingDir:
         """List the directory ``path`` and everything below it (``parent_tree``: the same directory
-        in the parent point). Directories whose files are read are finalized on the way."""
+        in the parent point; ``ident``: its ``(st_ino, st_dev)`` as listed, which it must still
+        have). Directories whose files are read are finalized on the way."""
         pending = PendingDir(path, parent_tree)
         try:
-            entries = list_dir(path)
+            entries = list_dir(path, ident)
         except OSError as exc:
             self._findings.error(path, exc)
+            entries = []
+        except FileChanged as exc:  # swapped (for a symlink...) since it was listed: nothing below it
+            self._findings.error(path, exc)
+            pending.left_out = True
             entries = []
         parent = self._parent_entries(pending)
         stats = self.stats
@@ -173,7 +182,11 @@ class FolderWalker:
                 stats.dirs += 1
                 was_dir = old is not None and old.get("type") == "dir"
                 sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
-                pending.subdirs.append((name, obj, self.walk(child, sub_parent)))
+                sub = self.walk(child, sub_parent, (st.st_ino, st.st_dev))
+                if sub.left_out:
+                    stats.dirs -= 1
+                else:
+                    pending.subdirs.append((name, obj, sub))
             elif ntype == "file":
                 size = st.st_size
                 stats.files += 1
