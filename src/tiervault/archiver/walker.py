@@ -57,14 +57,15 @@ class PendingDir:
     parent_tree: bytes | None = None
     parent_nodes: list[_Obj] | None = None
     nodes: list[tuple[bytes, _Obj]] = field(default_factory=list)
-    jobs: list[tuple[bytes, _Obj, Job, int]] = field(default_factory=list)
+    #: (name, object, job, slot, the parent's object of that name)
+    jobs: list[tuple[bytes, _Obj, Job, int, _Obj | None]] = field(default_factory=list)
     subdirs: list[tuple[bytes, _Obj, PendingDir]] = field(default_factory=list)
     tree_id: bytes | None = None
     #: no longer the directory that was listed: its parent stores nothing of it
     left_out: bool = False
 
     def ready(self) -> bool:
-        return all(job.done() for _, _, job, _ in self.jobs)
+        return all(job.done() for _, _, job, _, _ in self.jobs)
 
 
 class FolderWalker:
@@ -83,8 +84,12 @@ class FolderWalker:
         stats: SnapshotStats,
         progress: Progress,
         findings: Findings,
+        resume: bool = False,
     ) -> None:
         self.repo, self.loop, self._readers, self._meta = repo, loop, readers, meta
+        #: the parent point is an incomplete checkpoint: only a file it does not hold is progress
+        #: under a deadline (else every file is: ``sources/stopping.py``)
+        self._resume = resume
         self._reuse, self._stop = reuse, stop
         self.stats, self.progress, self._findings = stats, progress, findings
         self._stats_lock: threading.Lock = findings.lock
@@ -198,8 +203,9 @@ class FolderWalker:
                     reused_bytes += size
                     pending.nodes.append((name, obj))
                 else:
-                    job, slot = self._readers.add(child, st)
-                    pending.jobs.append((name, obj, job, slot))
+                    new = not self._resume or old is None or old.get("type") != "file"
+                    job, slot = self._readers.add(child, st, new)
+                    pending.jobs.append((name, obj, job, slot, old))
             else:
                 stats.others += 1
                 pending.nodes.append((name, obj))
@@ -218,12 +224,15 @@ class FolderWalker:
 
     def _finalize(self, pending: PendingDir) -> None:
         nodes = pending.nodes
-        for name, obj, job, i in pending.jobs:
+        for name, obj, job, i, old in pending.jobs:
             if job.future is None:
                 self._readers.send_batch()  # the open batch holds files of this directory: send it now
             assert job.future is not None
             result = job.future.result()[i]
             if isinstance(result, Stopped):
+                # left for the next run; the checkpoint keeps what the parent held of it (runs converge)
+                if old is not None and self._reuse.held(old, regular=True):
+                    nodes.append((name, old))
                 continue
             if isinstance(result, BaseException):
                 self._findings.error(os.path.join(pending.path, name), result)
