@@ -17,7 +17,7 @@ from tests.support.hostile import Planter
 from tiervault.archiver import walker
 from tiervault.core.format.tree import decode_tree_json
 from tiervault.repo.provenance import host_name, user_name
-from tiervault.repo.treewalk import TreeCounter
+from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, TreeCounter
 
 
 async def trees_decode(vault: tiervault.Vault, point: tiervault.RecoveryPoint) -> None:
@@ -123,3 +123,35 @@ async def test_a_directory_swapped_after_its_listing_is_never_followed(
     assert (await vault.restore(result.point, out, verify=True)).ok
     assert sorted(os.listdir(out)) == ["keep"]
     assert (await vault.check(read_data=True)).ok
+
+
+# ------------------------------------------------------------------ a source deeper than a restore plans
+
+
+async def test_a_source_deeper_than_a_restore_plans_is_stored_to_that_depth(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """A source 600 directories deep crashed the snapshot (RecursionError: the walk recursed), and a
+    restore refuses paths of more than DEFAULT_MAX_DEPTH names. The walk is iterative now, and stores
+    the directory at that depth without its contents, with an error entry naming it."""
+    src = tmp_path / "src"
+    deep = src.joinpath(*["d"] * 600)
+    deep.mkdir(parents=True)
+    (deep / "bottom").write_bytes(b"too deep")
+    (src.joinpath(*["d"] * 300) / "middle").write_bytes(b"deep enough")
+    (src / "top").write_bytes(b"top")
+    await vault.protect(src, name="it")
+    cut = "/".join(["d"] * DEFAULT_MAX_DEPTH)
+    for run in range(2):  # the second from the first as its parent
+        result = await vault.snapshot("it")
+        assert result.point.partial and not result.incomplete
+        error = f"deeper than {DEFAULT_MAX_DEPTH} names: not backed up"
+        assert list(result.point.errors) == [{"path": cut, "error": error}]
+        assert result.stats.files_reused == (0, 2)[run]
+    out = tmp_path / "out"
+    assert (await vault.restore(result.point, out, verify=True)).ok
+    assert (out / "top").read_bytes() == b"top"
+    assert (out.joinpath(*["d"] * 300) / "middle").read_bytes() == b"deep enough"
+    assert os.listdir(out.joinpath(*["d"] * DEFAULT_MAX_DEPTH)) == []
+    check = await vault.check(read_data=True)
+    assert check.ok and not check.warnings, (check.errors, check.warnings)

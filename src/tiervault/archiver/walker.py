@@ -35,6 +35,7 @@ from tiervault.core.format.tree import (
 from tiervault.errors import TiervaultError
 from tiervault.repo.packer import PackSink
 from tiervault.repo.repository import Repository
+from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH
 from tiervault.sources.folder import FileChanged, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ
 from tiervault.sources.reuse import ParentReuse, tree_ref
@@ -66,6 +67,29 @@ class PendingDir:
 
     def ready(self) -> bool:
         return all(job.done() for _, _, job, _, _ in self.jobs)
+
+
+class TooDeep(Exception):
+    """A directory whose entries would be deeper than a restore plans (``DEFAULT_MAX_DEPTH``)."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A directory of the walk whose entries are being gone through (``FolderWalker.walk``)."""
+
+    pending: PendingDir
+    entries: list[tuple[bytes, os.stat_result | OSError]]
+    #: the parent point's entries of this directory, by raw name
+    parent: dict[bytes, _Obj]
+    prefix: bytes
+    #: names in its path below the source (the source is 0)
+    depth: int
+    #: its name and object in the directory above (None for the source)
+    link: tuple[bytes, _Obj] | None
+    #: the next entry to go through
+    i: int = 0
+    reused_files: int = 0
+    reused_bytes: int = 0
 
 
 class FolderWalker:
@@ -132,7 +156,37 @@ class FolderWalker:
     ) -> PendingDir:
         """List the directory ``path`` and everything below it (``parent_tree``: the same directory
         in the parent point; ``ident``: its ``(st_ino, st_dev)`` as listed, which it must still
-        have). Directories whose files are read are finalized on the way."""
+        have). Directories whose files are read are finalized on the way.
+
+        Iterative (a stack of open directories), so no depth of the source exhausts the interpreter's
+        stack; nothing deeper than ``DEFAULT_MAX_DEPTH`` names is stored (``_open``)."""
+        top = self._open(path, parent_tree, ident, 0, None)
+        stack = [top]
+        while stack:
+            frame = stack[-1]
+            sub = self._step(frame)
+            if sub is not None:
+                stack.append(sub)
+                continue
+            stack.pop()
+            self._close(frame)
+            if frame.link is not None:
+                if frame.pending.left_out:
+                    self.stats.dirs -= 1
+                else:
+                    name, obj = frame.link
+                    stack[-1].pending.subdirs.append((name, obj, frame.pending))
+        return top.pending
+
+    def _open(
+        self,
+        path: bytes,
+        parent_tree: bytes | None,
+        ident: tuple[int, int] | None,
+        depth: int,
+        link: tuple[bytes, _Obj] | None,
+    ) -> _Frame:
+        """List a directory ``depth`` names below the source (see ``walk``) into a new frame."""
         pending = PendingDir(path, parent_tree)
         try:
             entries = list_dir(path, ident)
@@ -143,11 +197,22 @@ class FolderWalker:
             self._findings.error(path, exc)
             pending.left_out = True
             entries = []
-        parent = self._parent_entries(pending)
-        stats = self.stats
+        if entries and depth >= DEFAULT_MAX_DEPTH:
+            # its entries would be paths of more names than a restore plans: stored empty, and said
+            self._findings.error(path, TooDeep(f"deeper than {DEFAULT_MAX_DEPTH} names: not backed up"))
+            entries = []
+        parent = {} if pending.left_out else self._parent_entries(pending)
         prefix = path if path.endswith(b"/") else path + b"/"
-        reused_files = reused_bytes = 0
-        for i, (name, st) in enumerate(entries):
+        return _Frame(pending, entries, parent, prefix, depth, link)
+
+    def _step(self, frame: _Frame) -> _Frame | None:
+        """Go on with a directory's entries up to its next subdirectory, listed into a new frame
+        (returned); None once the directory has no entry left."""
+        pending, entries, parent, stats = frame.pending, frame.entries, frame.parent, self.stats
+        while frame.i < len(entries):
+            i = frame.i
+            frame.i += 1
+            name, st = entries[i]
             if self._stop.stopping():
                 # the rest of this directory is left for the next run; what the parent point holds
                 # of it stays in this checkpoint, so finished work is never lost (runs converge)
@@ -155,10 +220,11 @@ class FolderWalker:
                 pending.nodes += kept
                 stats.files += files
                 stats.bytes_total += nbytes
-                reused_files += files
-                reused_bytes += nbytes
+                frame.reused_files += files
+                frame.reused_bytes += nbytes
+                frame.i = len(entries)
                 break
-            child = prefix + name
+            child = frame.prefix + name
             try:
                 if isinstance(st, OSError):
                     raise st
@@ -167,8 +233,8 @@ class FolderWalker:
                     # the parent's object is exactly what stat_json + reusable would rebuild: take it
                     stats.files += 1
                     stats.bytes_total += st.st_size
-                    reused_files += 1
-                    reused_bytes += st.st_size
+                    frame.reused_files += 1
+                    frame.reused_bytes += st.st_size
                     pending.nodes.append((name, old))
                     continue
                 # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
@@ -187,20 +253,16 @@ class FolderWalker:
                 stats.dirs += 1
                 was_dir = old is not None and old.get("type") == "dir"
                 sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
-                sub = self.walk(child, sub_parent, (st.st_ino, st.st_dev))
-                if sub.left_out:
-                    stats.dirs -= 1
-                else:
-                    pending.subdirs.append((name, obj, sub))
-            elif ntype == "file":
+                return self._open(child, sub_parent, (st.st_ino, st.st_dev), frame.depth + 1, (name, obj))
+            if ntype == "file":
                 size = st.st_size
                 stats.files += 1
                 stats.bytes_total += size
                 content = self._reuse.reusable(obj, old)
                 if content is not None:
                     obj["content"] = content
-                    reused_files += 1
-                    reused_bytes += size
+                    frame.reused_files += 1
+                    frame.reused_bytes += size
                     pending.nodes.append((name, obj))
                 else:
                     new = not self._resume or old is None or old.get("type") != "file"
@@ -209,12 +271,15 @@ class FolderWalker:
             else:
                 stats.others += 1
                 pending.nodes.append((name, obj))
-        stats.files_reused += reused_files
-        stats.bytes_reused += reused_bytes
-        self.progress.add(reused_files, reused_bytes)
-        self._ready.append(pending)
+        return None
+
+    def _close(self, frame: _Frame) -> None:
+        """A directory's entries are all walked: count what it reused, and finalize what is ready."""
+        self.stats.files_reused += frame.reused_files
+        self.stats.bytes_reused += frame.reused_bytes
+        self.progress.add(frame.reused_files, frame.reused_bytes)
+        self._ready.append(frame.pending)
         self.drain(block=False)
-        return pending
 
     def drain(self, *, block: bool) -> None:
         """Finalize the walked directories, oldest first, whose files are all read (``block``: all,
