@@ -134,14 +134,15 @@ async def test_deadline_validation(vault: tiervault.Vault, tmp_path: Path, clock
     assert await vault.points() == [ok.point]
 
 
-@pytest.mark.parametrize("deadline", [0.001, 1.0])
-async def test_short_deadlines_converge_while_the_first_file_keeps_changing(
-    vault: tiervault.Vault, tmp_path: Path, deadline: float
+@pytest.mark.parametrize(("deadline", "changing"), [(0.001, "first"), (1.0, "first"), (0.5, "every")])
+async def test_short_deadlines_converge_while_files_keep_changing(
+    vault: tiervault.Vault, tmp_path: Path, deadline: float, changing: str
 ) -> None:
     """An active log first in walk order, written before every run: under a short deadline each run
     used to re-read it, count it as progress and stop, so every run was incomplete with only that
     file. A run resuming from a checkpoint now stops only after a file the checkpoint does not hold,
-    and a checkpoint never drops one its parent held: N files complete within N + 1 runs."""
+    and a checkpoint never drops one its parent held: N files complete within N + 1 runs, even when
+    every file changes before every run."""
     src = tmp_path / "src"
     rnd = random.Random(5)
     spec = {"a.log": File(b"start\n")}
@@ -152,8 +153,8 @@ async def test_short_deadlines_converge_while_the_first_file_keeps_changing(
     runs = 0
     while True:
         assert runs <= len(spec), "repeated runs under a short deadline do not converge"
-        log = src / "a.log"
-        log.write_bytes(log.read_bytes() + b"line %d\n" % runs)  # the fake clock never moves
+        for path in [src / "a.log"] if changing == "first" else [src / p for p in spec]:
+            path.write_bytes(path.read_bytes() + b"line %d\n" % runs)  # the fake clock never moves
         result = await vault.snapshot("src", deadline=deadline)
         runs += 1
         files = {e.path for e in await vault.ls(result.point, recursive=True) if e.type == "file"}

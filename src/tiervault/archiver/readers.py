@@ -132,7 +132,6 @@ class ReaderPool:
         small file joins the open batch, sent once full (or by ``send_batch``); a large one is sent
         alone. Blocks while ``8 x workers`` jobs wait; raises the run's first store error."""
         size = st.st_size
-        self._stop.queued(new)
         if size <= BATCH_FILE_MAX:
             batch = self._batch
             slot = (batch, len(batch.files))
@@ -180,7 +179,6 @@ class ReaderPool:
                     self._stop.file_done(new)
                 except (OSError, FileChanged, Stopped) as exc:
                     results.append(exc)
-                    self._stop.file_done(new, finished=False)
             self._submit_saves(group)
             return results
         finally:

@@ -93,7 +93,6 @@ class FolderArchiver:
         self._readers.start()
         try:
             top = self._walker.walk(self.source, self.parent_tree, (root["inode"], root["device"]))
-            self._stop.walked()
             if not self._stop.cancelled:
                 self._walker.drain(block=True)
         finally:

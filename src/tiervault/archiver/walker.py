@@ -29,7 +29,6 @@ from tiervault.core.format.tree import (
     content_to_json,
     decode_tree_json,
     encode_tree_json,
-    json_name,
     nodes_from_json,
 )
 from tiervault.errors import TiervaultError
@@ -141,13 +140,13 @@ class FolderWalker:
         try:
             # reused objects are copied verbatim into this point: only from a tree the full decoder
             # accepts (a crafted parent must not make this host store nodes a restore refuses)
-            nodes_from_json(nodes)
+            checked = nodes_from_json(nodes)
         except FormatError as exc:
             self._findings.warn(
                 pending.path, f"parent tree {tid.hex()} is invalid ({exc}): read again, nothing reused"
             )
             return {}
-        parent = {json_name(o): o for o in nodes}
+        parent = {n.name: o for n, o in zip(checked, nodes, strict=True)}
         pending.parent_nodes = nodes
         return parent
 
@@ -213,6 +212,16 @@ class FolderWalker:
             i = frame.i
             frame.i += 1
             name, st = entries[i]
+            old = parent.get(name)
+            if old is not None and not isinstance(st, OSError) and self._reuse.unchanged_file(old, st):
+                # the parent's object is exactly what stat_json + reusable would rebuild: take it
+                # (no work, so even after a stop: only what needs work is left for the next run)
+                stats.files += 1
+                stats.bytes_total += st.st_size
+                frame.reused_files += 1
+                frame.reused_bytes += st.st_size
+                pending.nodes.append((name, old))
+                continue
             if self._stop.stopping():
                 # the rest of this directory is left for the next run; what the parent point holds
                 # of it stays in this checkpoint, so finished work is never lost (runs converge)
@@ -228,15 +237,6 @@ class FolderWalker:
             try:
                 if isinstance(st, OSError):
                     raise st
-                old = parent.get(name)
-                if old is not None and self._reuse.unchanged_file(old, st):
-                    # the parent's object is exactly what stat_json + reusable would rebuild: take it
-                    stats.files += 1
-                    stats.bytes_total += st.st_size
-                    frame.reused_files += 1
-                    frame.reused_bytes += st.st_size
-                    pending.nodes.append((name, old))
-                    continue
                 # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
                 key = (st.st_ctime_ns, st.st_ino)
                 same = old is not None and (old.get("ctime_ns"), old.get("inode")) == key
