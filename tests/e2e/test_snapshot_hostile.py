@@ -79,6 +79,40 @@ async def test_a_planted_parent_never_poisons_the_next_snapshot(
     assert check.errors and all(planted[:16] in e["error"] for e in check.errors), check.errors
 
 
+async def test_a_stopped_run_keeps_nothing_of_a_planted_parent(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """A run stopped by its deadline keeps, in its checkpoint, the parent's objects of the files it
+    did not finish: from a planted parent those would be copied verbatim. The deadline is within the
+    reserve, so it has passed once the first file ("a") is read and "b" is cut: from a parent tree the
+    decoder refuses nothing is kept, and the checkpoint decodes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"first")
+    (src / "b").write_bytes(b"second")
+    await vault.protect(src, name="it")
+    good = await vault._repo.load_snapshot((await vault.snapshot("it")).point.id)
+    nodes = decode_tree_json(await vault._repo.load_tree_data(bytes.fromhex(good.tree)))
+    _zero_hole(nodes[1])  # "b"
+    plant = Planter(vault)
+    planted = await plant.tree(nodes)
+    root = dict(good.root, subtree=planted)
+    await plant.commit(planted, item="it", source=good.source, root=root, host=host_name(), user=user_name())
+    for name in ("a", "b"):
+        (src / name).write_bytes(b"changed " + name.encode())  # both to be read
+
+    stopped = await vault.snapshot("it", deadline=0.5)
+    assert stopped.incomplete and stopped.stats.files_read == 1
+    assert any(planted[:16] in w["warning"] for w in stopped.point.warnings)
+    await trees_decode(vault, stopped.point)
+    assert {e.path for e in await vault.ls(stopped.point)} == {"a"}
+    done = await vault.snapshot("it")
+    assert not done.incomplete and done.stats.files_read == 1
+    out = tmp_path / "out"
+    assert (await vault.restore(done.point, out, verify=True)).ok
+    assert (out / "b").read_bytes() == b"changed b"
+
+
 # ------------------------------------------------------------------ a directory swapped while walked
 
 
