@@ -5,6 +5,7 @@ restore plans. Real files, a real repository; crafted points are planted through
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import tiervault
 from tests.support.hostile import Planter
-from tiervault.archiver import walker
+from tiervault.archiver import FolderArchiver, walker
 from tiervault.core.format.tree import decode_tree_json
 from tiervault.repo.provenance import host_name, user_name
 from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, TreeCounter
@@ -111,6 +112,44 @@ async def test_a_stopped_run_keeps_nothing_of_a_planted_parent(
     out = tmp_path / "out"
     assert (await vault.restore(done.point, out, verify=True)).ok
     assert (out / "b").read_bytes() == b"changed b"
+
+
+async def test_a_stop_keeps_no_unvisited_subtree_of_a_planted_parent(
+    vault: tiervault.Vault, tmp_path: Path
+) -> None:
+    """A stop keeps the directories it leaves unvisited by their parent subtree ids, unread: from a
+    planted parent whose root is sound but whose "zdir" tree is not (or is deeper than a restore
+    plans), the checkpoint referenced it. The archiver runs as ``backup.take`` runs it, past its stop
+    time and with a new file already finished (a stop at its first entry that needs work, "a")."""
+    src = tmp_path / "src"
+    (src / "zdir").mkdir(parents=True)
+    (src / "zdir" / "g").write_bytes(b"world")
+    (src / "zdeep").mkdir()
+    (src / "a").write_bytes(b"first")
+    plant = Planter(vault)
+    bad = await plant.tree([dict(plant.file("g", b"world"), content=[plant.chunk(b"world"), 0])])
+    deep = await plant.tree([])
+    for _ in range(DEFAULT_MAX_DEPTH):
+        deep = await plant.tree([plant.dir("d", deep)])
+    root = await plant.tree([plant.file("a", b"old"), plant.dir("zdeep", deep), plant.dir("zdir", bad)])
+    await plant.flush()
+
+    archiver = FolderArchiver(
+        vault._repo,
+        asyncio.get_running_loop(),
+        os.fsencode(src),
+        parent_tree=bytes.fromhex(root),
+        stop_at=0.0,
+    )
+    archiver._stop.file_done(new=True)  # the setup: progress made, the stop time passed
+    outcome = await asyncio.to_thread(archiver.run)
+    await vault._repo.flush_index()
+    assert outcome.incomplete
+    warned = {w["path"]: w["warning"] for w in outcome.warnings}
+    assert bad in warned["zdir"] and "deeper than 512 names" in warned["zdeep"], warned
+    nodes = await vault._repo.load_tree(outcome.tree)
+    assert [n.name for n in nodes] == [b"a"]  # "a": the parent's, kept while it is read next run
+    await TreeCounter(vault._repo).expansion(outcome.tree)
 
 
 # ------------------------------------------------------------------ a directory swapped while walked

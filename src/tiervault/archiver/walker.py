@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import operator
 import os
@@ -34,7 +35,7 @@ from tiervault.core.format.tree import (
 from tiervault.errors import TiervaultError
 from tiervault.repo.packer import PackSink
 from tiervault.repo.repository import Repository
-from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH
+from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, TreeCounter
 from tiervault.sources.folder import FileChanged, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ
 from tiervault.sources.reuse import ParentReuse, tree_ref
@@ -117,6 +118,8 @@ class FolderWalker:
         self.stats, self.progress, self._findings = stats, progress, findings
         self._stats_lock: threading.Lock = findings.lock
         self._ready: collections.deque[PendingDir] = collections.deque()
+        #: checks the parent's subtrees a stop keeps unvisited (``_sound_subtrees``)
+        self._counter = TreeCounter(repo)
 
     def _call(self, coro_factory: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
@@ -226,7 +229,7 @@ class FolderWalker:
                 # the rest of this directory is left for the next run; what the parent point holds
                 # of it stays in this checkpoint, so finished work is never lost (runs converge)
                 kept, files, nbytes = self._reuse.keep_unvisited(entries[i:], parent)
-                pending.nodes += kept
+                pending.nodes += self._sound_subtrees(kept, frame)
                 stats.files += files
                 stats.bytes_total += nbytes
                 frame.reused_files += files
@@ -272,6 +275,29 @@ class FolderWalker:
                 stats.others += 1
                 pending.nodes.append((name, obj))
         return None
+
+    def _sound_subtrees(self, kept: list[tuple[bytes, _Obj]], frame: _Frame) -> list[tuple[bytes, _Obj]]:
+        """The entries a stop keeps from the parent point, less the directories whose subtrees (kept
+        by id, unvisited) fail the decoder or are deeper than a restore plans: a checkpoint copies
+        them as they are, so a crafted parent is checked before (each distinct tree once per run,
+        only in a stopped run). Those are left out, with a warning naming the tree."""
+        out: list[tuple[bytes, _Obj]] = []
+        for name, old in kept:
+            tid = tree_ref(old.get("subtree")) if old.get("type") == "dir" else None
+            if tid is not None:
+                problem = None
+                try:
+                    depth = self._call(functools.partial(self._counter.depth, tid))
+                    if frame.depth + 1 + depth > DEFAULT_MAX_DEPTH:
+                        problem = f"deeper than {DEFAULT_MAX_DEPTH} names"
+                except TiervaultError as exc:
+                    problem = str(exc)
+                if problem is not None:
+                    where = frame.prefix + name
+                    self._findings.warn(where, f"parent tree {tid.hex()} not kept ({problem}): read next run")
+                    continue
+            out.append((name, old))
+        return out
 
     def _close(self, frame: _Frame) -> None:
         """A directory's entries are all walked: count what it reused, and finalize what is ready."""
