@@ -109,8 +109,11 @@ def list_dir(
         fd = os.open(path, _DIR_FLAGS)
     except OSError as exc:
         if ident is not None and exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            what = "a symlink" if exc.errno == errno.ELOOP else "something else"
-            raise FileChanged(f"directory replaced by {what} while being backed up") from exc
+            try:  # O_DIRECTORY|O_NOFOLLOW on a symlink gives ENOTDIR: say what is there now
+                what = node_type(os.lstat(path).st_mode) or "socket"
+            except OSError:
+                what = "something else"
+            raise FileChanged(f"directory replaced by a {what} while being backed up") from exc
         raise
     out: list[tuple[bytes, os.stat_result | OSError]] = []
     try:
