@@ -67,6 +67,7 @@ async def take(
         asyncio.get_running_loop(),
         os.fsencode(item.source),
         parent_tree=bytes.fromhex(parent.tree) if parent else None,
+        parent_incomplete=parent is not None and parent.incomplete,
         force_rehash=force_rehash,
         progress=progress,
         stop_at=stop_at,

@@ -132,3 +132,38 @@ async def test_deadline_validation(vault: tiervault.Vault, tmp_path: Path, clock
     ok = await vault.snapshot("src", deadline=now + timedelta(minutes=5))
     assert not ok.incomplete
     assert await vault.points() == [ok.point]
+
+
+@pytest.mark.parametrize(("deadline", "changing"), [(0.001, "first"), (1.0, "first"), (0.5, "every")])
+async def test_short_deadlines_converge_while_files_keep_changing(
+    vault: tiervault.Vault, tmp_path: Path, deadline: float, changing: str
+) -> None:
+    """An active log first in walk order, written before every run: under a short deadline each run
+    used to re-read it, count it as progress and stop, so every run was incomplete with only that
+    file. A run resuming from a checkpoint now stops only after a file the checkpoint does not hold,
+    and a checkpoint never drops one its parent held: N files complete within N + 1 runs, even when
+    every file changes before every run."""
+    src = tmp_path / "src"
+    rnd = random.Random(5)
+    spec = {"a.log": File(b"start\n")}
+    spec |= {f"d{i % 3}/f{i:02d}.bin": File(rnd.randbytes(rnd.randrange(1, 100 * KiB))) for i in range(9)}
+    build_tree(src, spec)
+    await vault.protect(src, name="src")
+    held: set[str] = set()
+    runs = 0
+    while True:
+        assert runs <= len(spec), "repeated runs under a short deadline do not converge"
+        for path in [src / "a.log"] if changing == "first" else [src / p for p in spec]:
+            path.write_bytes(path.read_bytes() + b"line %d\n" % runs)  # the fake clock never moves
+        result = await vault.snapshot("src", deadline=deadline)
+        runs += 1
+        files = {e.path for e in await vault.ls(result.point, recursive=True) if e.type == "file"}
+        assert held <= files, "a checkpoint dropped a file its parent held"
+        assert result.incomplete or files == set(spec)
+        if not result.incomplete:
+            break
+        assert len(files) > len(held), "an incomplete run added no file to its checkpoint"
+        held = files
+    out = tmp_path / "out"
+    assert (await vault.restore("latest", out, verify=True)).ok
+    assert_trees_equal(snapshot_tree(src), snapshot_tree(out))

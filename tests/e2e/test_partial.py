@@ -124,10 +124,10 @@ async def test_unreadable_directory_is_recorded(
     await vault.protect(src, name="src")
     locked = os.fsencode(src / "sub" / "deeper")
 
-    def refuse(path):  # type: ignore[no-untyped-def]
+    def refuse(path, ident=None):  # type: ignore[no-untyped-def]
         if path == locked:
             raise PermissionError(errno.EACCES, "Permission denied", path)
-        return list_dir(path)
+        return list_dir(path, ident)
 
     monkeypatch.setattr("tiervault.archiver.walker.list_dir", refuse)
     result = await vault.snapshot("src")

@@ -113,18 +113,24 @@ class Planter:
         item: str = "hostile",
         source: str = "/hostile",
         root: dict[str, Any] | None = None,
+        host: str = "compromised-host",
+        user: str = "mallory",
+        incomplete: bool = False,
     ) -> str:
-        """Flush, then commit a recovery point of ``tree``; returns its id."""
+        """Flush, then commit a recovery point of ``tree``; returns its id. ``host`` (and ``user``)
+        the provenance it claims: the legitimate host's own makes it the parent of that host's next
+        snapshot of ``item`` and ``source``."""
         await self.flush()
         root_node = root if root is not None else node("root", "dir", 0o755, subtree=tree)
         rec = SnapshotRecord(
             item=item,
             time=utc_iso(time.time_ns()),
-            host="compromised-host",
-            user="mallory",
+            host=host,
+            user=user,
             source=source,
             tree=tree,
             root=root_node,
             program="tests.support.hostile",
+            incomplete=incomplete,
         )
         return await self.repo.save_snapshot(rec)

@@ -84,8 +84,9 @@ class Group:
 class Job:
     """Files read by one reader-pool task: one large file, or a batch of small ones."""
 
-    #: (path, inode, device): a file replaced between the walk and the read is not read
-    files: list[tuple[bytes, int, int]] = field(default_factory=list)
+    #: (path, inode, device, new): a file replaced between the walk and the read is not read; a
+    #: new one (absent from the parent point) is progress under a deadline (``sources/stopping.py``)
+    files: list[tuple[bytes, int, int, bool]] = field(default_factory=list)
     nbytes: int = 0
     future: cf.Future[list[FileResult]] | None = None
 
@@ -125,20 +126,21 @@ class ReaderPool:
 
     # ---------------------------------------------------------------- submitting (walker thread)
 
-    def add(self, path: bytes, st: os.stat_result) -> tuple[Job, int]:
-        """Queue the listed regular file ``path``: its job and its place in the job's results. A
+    def add(self, path: bytes, st: os.stat_result, new: bool) -> tuple[Job, int]:
+        """Queue the listed regular file ``path`` (``new``: absent from the parent point): its job and
+        its place in the job's results. A
         small file joins the open batch, sent once full (or by ``send_batch``); a large one is sent
         alone. Blocks while ``8 x workers`` jobs wait; raises the run's first store error."""
         size = st.st_size
         if size <= BATCH_FILE_MAX:
             batch = self._batch
             slot = (batch, len(batch.files))
-            batch.files.append((path, st.st_ino, st.st_dev))
+            batch.files.append((path, st.st_ino, st.st_dev, new))
             batch.nbytes += size
             if len(batch.files) >= BATCH_FILES or batch.nbytes >= BATCH_BYTES:
                 self.send_batch()
             return slot
-        job = Job([(path, st.st_ino, st.st_dev)], size)
+        job = Job([(path, st.st_ino, st.st_dev, new)], size)
         self._submit(job)
         return job, 0
 
@@ -169,12 +171,12 @@ class ReaderPool:
         group = Group()
         results: list[FileResult] = []
         try:
-            for path, inode, device in job.files:
+            for path, inode, device, new in job.files:
                 try:
                     if self._stopping():
                         raise Stopped
                     results.append(self._chunk_file(path, inode, device, group))
-                    self._stop.file_done()
+                    self._stop.file_done(new)
                 except (OSError, FileChanged, Stopped) as exc:
                     results.append(exc)
             self._submit_saves(group)

@@ -30,6 +30,7 @@ class FolderArchiver:
         source: bytes,
         *,
         parent_tree: bytes | None = None,
+        parent_incomplete: bool = False,
         force_rehash: bool = False,
         workers: int | None = None,
         max_inflight: int = 2,
@@ -63,6 +64,7 @@ class FolderArchiver:
             stats=self.stats,
             progress=self.progress,
             findings=self._findings,
+            resume=parent_incomplete,
         )
 
     @property
@@ -90,7 +92,7 @@ class FolderArchiver:
         root = self._root()
         self._readers.start()
         try:
-            top = self._walker.walk(self.source, self.parent_tree)
+            top = self._walker.walk(self.source, self.parent_tree, (root["inode"], root["device"]))
             if not self._stop.cancelled:
                 self._walker.drain(block=True)
         finally:

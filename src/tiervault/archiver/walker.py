@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import operator
 import os
@@ -25,11 +26,17 @@ from tiervault.archiver.outcome import Findings, Progress, SnapshotStats
 from tiervault.archiver.readers import Job, ReaderPool, Stopped
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format import FormatError
-from tiervault.core.format.tree import content_to_json, decode_tree_json, encode_tree_json, json_name
+from tiervault.core.format.tree import (
+    content_to_json,
+    decode_tree_json,
+    encode_tree_json,
+    nodes_from_json,
+)
 from tiervault.errors import TiervaultError
 from tiervault.repo.packer import PackSink
 from tiervault.repo.repository import Repository
-from tiervault.sources.folder import list_dir, stat_json
+from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, TreeCounter
+from tiervault.sources.folder import FileChanged, list_dir, stat_json
 from tiervault.sources.reading import CHANGED_WHILE_READ
 from tiervault.sources.reuse import ParentReuse, tree_ref
 from tiervault.sources.stopping import Stopper
@@ -51,12 +58,38 @@ class PendingDir:
     parent_tree: bytes | None = None
     parent_nodes: list[_Obj] | None = None
     nodes: list[tuple[bytes, _Obj]] = field(default_factory=list)
-    jobs: list[tuple[bytes, _Obj, Job, int]] = field(default_factory=list)
+    #: (name, object, job, slot, the parent's object of that name)
+    jobs: list[tuple[bytes, _Obj, Job, int, _Obj | None]] = field(default_factory=list)
     subdirs: list[tuple[bytes, _Obj, PendingDir]] = field(default_factory=list)
     tree_id: bytes | None = None
+    #: no longer the directory that was listed: its parent stores nothing of it
+    left_out: bool = False
 
     def ready(self) -> bool:
-        return all(job.done() for _, _, job, _ in self.jobs)
+        return all(job.done() for _, _, job, _, _ in self.jobs)
+
+
+class TooDeep(Exception):
+    """A directory whose entries would be deeper than a restore plans (``DEFAULT_MAX_DEPTH``)."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A directory of the walk whose entries are being gone through (``FolderWalker.walk``)."""
+
+    pending: PendingDir
+    entries: list[tuple[bytes, os.stat_result | OSError]]
+    #: the parent point's entries of this directory, by raw name
+    parent: dict[bytes, _Obj]
+    prefix: bytes
+    #: names in its path below the source (the source is 0)
+    depth: int
+    #: its name and object in the directory above (None for the source)
+    link: tuple[bytes, _Obj] | None
+    #: the next entry to go through
+    i: int = 0
+    reused_files: int = 0
+    reused_bytes: int = 0
 
 
 class FolderWalker:
@@ -75,12 +108,18 @@ class FolderWalker:
         stats: SnapshotStats,
         progress: Progress,
         findings: Findings,
+        resume: bool = False,
     ) -> None:
         self.repo, self.loop, self._readers, self._meta = repo, loop, readers, meta
+        #: the parent point is an incomplete checkpoint: only a file it does not hold is progress
+        #: under a deadline (else every file is: ``sources/stopping.py``)
+        self._resume = resume
         self._reuse, self._stop = reuse, stop
         self.stats, self.progress, self._findings = stats, progress, findings
         self._stats_lock: threading.Lock = findings.lock
         self._ready: collections.deque[PendingDir] = collections.deque()
+        #: checks the parent's subtrees a stop keeps unvisited (``_sound_subtrees``)
+        self._counter = TreeCounter(repo)
 
     def _call(self, coro_factory: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
@@ -96,52 +135,111 @@ class FolderWalker:
                 data = self._call(lambda: self.repo.load_tree_data(tid))
             try:
                 nodes = decode_tree_json(data)
-                parent = {json_name(o): o for o in nodes}
             except (FormatError, ValueError, TypeError) as exc:
                 raise self.repo.tree_error(tid, exc) from exc
         except TiervaultError as exc:
             log.warning("parent tree unreadable, reading everything below %r: %s", pending.path, exc)
             return {}
+        try:
+            # reused objects are copied verbatim into this point: only from a tree the full decoder
+            # accepts (a crafted parent must not make this host store nodes a restore refuses)
+            checked = nodes_from_json(nodes)
+        except FormatError as exc:
+            self._findings.warn(
+                pending.path, f"parent tree {tid.hex()} is invalid ({exc}): read again, nothing reused"
+            )
+            return {}
+        parent = {n.name: o for n, o in zip(checked, nodes, strict=True)}
         pending.parent_nodes = nodes
         return parent
 
-    def walk(self, path: bytes, parent_tree: bytes | None) -> PendingDir:
+    def walk(
+        self, path: bytes, parent_tree: bytes | None, ident: tuple[int, int] | None = None
+    ) -> PendingDir:
         """List the directory ``path`` and everything below it (``parent_tree``: the same directory
-        in the parent point). Directories whose files are read are finalized on the way."""
+        in the parent point; ``ident``: its ``(st_ino, st_dev)`` as listed, which it must still
+        have). Directories whose files are read are finalized on the way.
+
+        Iterative (a stack of open directories), so no depth of the source exhausts the interpreter's
+        stack; nothing deeper than ``DEFAULT_MAX_DEPTH`` names is stored (``_open``)."""
+        top = self._open(path, parent_tree, ident, 0, None)
+        stack = [top]
+        while stack:
+            frame = stack[-1]
+            sub = self._step(frame)
+            if sub is not None:
+                stack.append(sub)
+                continue
+            stack.pop()
+            self._close(frame)
+            if frame.link is not None:
+                if frame.pending.left_out:
+                    self.stats.dirs -= 1
+                else:
+                    name, obj = frame.link
+                    stack[-1].pending.subdirs.append((name, obj, frame.pending))
+        return top.pending
+
+    def _open(
+        self,
+        path: bytes,
+        parent_tree: bytes | None,
+        ident: tuple[int, int] | None,
+        depth: int,
+        link: tuple[bytes, _Obj] | None,
+    ) -> _Frame:
+        """List a directory ``depth`` names below the source (see ``walk``) into a new frame."""
         pending = PendingDir(path, parent_tree)
         try:
-            entries = list_dir(path)
+            entries = list_dir(path, ident)
         except OSError as exc:
             self._findings.error(path, exc)
             entries = []
-        parent = self._parent_entries(pending)
-        stats = self.stats
+        except FileChanged as exc:  # swapped (for a symlink...) since it was listed: nothing below it
+            self._findings.error(path, exc)
+            pending.left_out = True
+            entries = []
+        if entries and depth >= DEFAULT_MAX_DEPTH:
+            # its entries would be paths of more names than a restore plans: stored empty, and said
+            self._findings.error(path, TooDeep(f"deeper than {DEFAULT_MAX_DEPTH} names: not backed up"))
+            entries = []
+        parent = {} if pending.left_out else self._parent_entries(pending)
         prefix = path if path.endswith(b"/") else path + b"/"
-        reused_files = reused_bytes = 0
-        for i, (name, st) in enumerate(entries):
+        return _Frame(pending, entries, parent, prefix, depth, link)
+
+    def _step(self, frame: _Frame) -> _Frame | None:
+        """Go on with a directory's entries up to its next subdirectory, listed into a new frame
+        (returned); None once the directory has no entry left."""
+        pending, entries, parent, stats = frame.pending, frame.entries, frame.parent, self.stats
+        while frame.i < len(entries):
+            i = frame.i
+            frame.i += 1
+            name, st = entries[i]
+            old = parent.get(name)
+            if old is not None and not isinstance(st, OSError) and self._reuse.unchanged_file(old, st):
+                # the parent's object is exactly what stat_json + reusable would rebuild: take it
+                # (no work, so even after a stop: only what needs work is left for the next run)
+                stats.files += 1
+                stats.bytes_total += st.st_size
+                frame.reused_files += 1
+                frame.reused_bytes += st.st_size
+                pending.nodes.append((name, old))
+                continue
             if self._stop.stopping():
                 # the rest of this directory is left for the next run; what the parent point holds
                 # of it stays in this checkpoint, so finished work is never lost (runs converge)
                 kept, files, nbytes = self._reuse.keep_unvisited(entries[i:], parent)
-                pending.nodes += kept
+                pending.nodes += self._sound_subtrees(kept, frame)
                 stats.files += files
                 stats.bytes_total += nbytes
-                reused_files += files
-                reused_bytes += nbytes
+                frame.reused_files += files
+                frame.reused_bytes += nbytes
+                frame.i = len(entries)
                 break
-            child = prefix + name
+            child = frame.prefix + name
             try:
                 if isinstance(st, OSError):
                     raise st
-                old = parent.get(name)
-                if old is not None and self._reuse.unchanged_file(old, st):
-                    # the parent's object is exactly what stat_json + reusable would rebuild: take it
-                    stats.files += 1
-                    stats.bytes_total += st.st_size
-                    reused_files += 1
-                    reused_bytes += st.st_size
-                    pending.nodes.append((name, old))
-                    continue
                 # xattrs change ctime: an entry whose ctime and inode match the parent's keeps its xattrs
                 key = (st.st_ctime_ns, st.st_ino)
                 same = old is not None and (old.get("ctime_ns"), old.get("inode")) == key
@@ -158,29 +256,56 @@ class FolderWalker:
                 stats.dirs += 1
                 was_dir = old is not None and old.get("type") == "dir"
                 sub_parent = tree_ref(old.get("subtree")) if old is not None and was_dir else None
-                pending.subdirs.append((name, obj, self.walk(child, sub_parent)))
-            elif ntype == "file":
+                return self._open(child, sub_parent, (st.st_ino, st.st_dev), frame.depth + 1, (name, obj))
+            if ntype == "file":
                 size = st.st_size
                 stats.files += 1
                 stats.bytes_total += size
                 content = self._reuse.reusable(obj, old)
                 if content is not None:
                     obj["content"] = content
-                    reused_files += 1
-                    reused_bytes += size
+                    frame.reused_files += 1
+                    frame.reused_bytes += size
                     pending.nodes.append((name, obj))
                 else:
-                    job, slot = self._readers.add(child, st)
-                    pending.jobs.append((name, obj, job, slot))
+                    new = not self._resume or old is None or old.get("type") != "file"
+                    job, slot = self._readers.add(child, st, new)
+                    pending.jobs.append((name, obj, job, slot, old))
             else:
                 stats.others += 1
                 pending.nodes.append((name, obj))
-        stats.files_reused += reused_files
-        stats.bytes_reused += reused_bytes
-        self.progress.add(reused_files, reused_bytes)
-        self._ready.append(pending)
+        return None
+
+    def _sound_subtrees(self, kept: list[tuple[bytes, _Obj]], frame: _Frame) -> list[tuple[bytes, _Obj]]:
+        """The entries a stop keeps from the parent point, less the directories whose subtrees (kept
+        by id, unvisited) fail the decoder or are deeper than a restore plans: a checkpoint copies
+        them as they are, so a crafted parent is checked before (each distinct tree once per run,
+        only in a stopped run). Those are left out, with a warning naming the tree."""
+        out: list[tuple[bytes, _Obj]] = []
+        for name, old in kept:
+            tid = tree_ref(old.get("subtree")) if old.get("type") == "dir" else None
+            if tid is not None:
+                problem = None
+                try:
+                    depth = self._call(functools.partial(self._counter.depth, tid))
+                    if frame.depth + 1 + depth > DEFAULT_MAX_DEPTH:
+                        problem = f"deeper than {DEFAULT_MAX_DEPTH} names"
+                except TiervaultError as exc:
+                    problem = str(exc)
+                if problem is not None:
+                    where = frame.prefix + name
+                    self._findings.warn(where, f"parent tree {tid.hex()} not kept ({problem}): read next run")
+                    continue
+            out.append((name, old))
+        return out
+
+    def _close(self, frame: _Frame) -> None:
+        """A directory's entries are all walked: count what it reused, and finalize what is ready."""
+        self.stats.files_reused += frame.reused_files
+        self.stats.bytes_reused += frame.reused_bytes
+        self.progress.add(frame.reused_files, frame.reused_bytes)
+        self._ready.append(frame.pending)
         self.drain(block=False)
-        return pending
 
     def drain(self, *, block: bool) -> None:
         """Finalize the walked directories, oldest first, whose files are all read (``block``: all,
@@ -190,12 +315,15 @@ class FolderWalker:
 
     def _finalize(self, pending: PendingDir) -> None:
         nodes = pending.nodes
-        for name, obj, job, i in pending.jobs:
+        for name, obj, job, i, old in pending.jobs:
             if job.future is None:
                 self._readers.send_batch()  # the open batch holds files of this directory: send it now
             assert job.future is not None
             result = job.future.result()[i]
             if isinstance(result, Stopped):
+                # left for the next run; the checkpoint keeps what the parent held of it (runs converge)
+                if old is not None and self._reuse.held(old, regular=True):
+                    nodes.append((name, old))
                 continue
             if isinstance(result, BaseException):
                 self._findings.error(os.path.join(pending.path, name), result)

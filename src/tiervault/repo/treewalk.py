@@ -253,9 +253,10 @@ async def walk(
         path = base + b"/" + node.name if base else node.name
         yield path, node
         if node.subtree is not None and (descend is None or descend(path, node)):
-            if len(stack) >= max_depth:
+            below = await repo.load_tree(node.subtree)
+            if below and len(stack) >= max_depth:  # an empty directory at the limit is no deeper path
                 raise repo.tree_error(node.subtree, FormatError(f"paths deeper than {max_depth} names"))
-            stack.append((path, iter(await repo.load_tree(node.subtree))))
+            stack.append((path, iter(below)))
 
 
 async def data_packs_of(repo: Repository, tree: bytes) -> set[str]:

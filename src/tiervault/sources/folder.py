@@ -86,15 +86,49 @@ def stat_json(path: bytes, name: bytes, st: os.stat_result, *, xattrs: bool = Tr
     return out
 
 
-def list_dir(path: bytes) -> list[tuple[bytes, os.stat_result | OSError]]:
-    """Entries of a directory with their lstat (or the error lstat gave), sorted by name bytes."""
+class FileChanged(Exception):
+    """The path no longer is the regular file that was listed (or it changed while being read), or
+    no longer the directory that was listed."""
+
+
+#: a directory is opened, never through a symlink, and never blocks (a FIFO put in its place)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def list_dir(
+    path: bytes, ident: tuple[int, int] | None = None
+) -> list[tuple[bytes, os.stat_result | OSError]]:
+    """Entries of a directory with their lstat (or the error lstat gave), sorted by name bytes.
+
+    The directory is opened without following a symlink and listed through that descriptor. With
+    ``ident`` (the ``(st_ino, st_dev)`` its parent's listing recorded) it must still be that
+    directory: a directory swapped for a symlink, another directory or anything else between the
+    listing and now raises ``FileChanged`` (so nothing outside the source is ever listed). Costs one
+    open and one fstat more than a listing by path."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if ident is not None and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            try:  # O_DIRECTORY|O_NOFOLLOW on a symlink gives ENOTDIR: say what is there now
+                what = node_type(os.lstat(path).st_mode) or "socket"
+            except OSError:
+                what = "something else"
+            raise FileChanged(f"directory replaced by a {what} while being backed up") from exc
+        raise
     out: list[tuple[bytes, os.stat_result | OSError]] = []
-    with os.scandir(path) as it:
-        for entry in it:
-            try:
-                out.append((entry.name, entry.stat(follow_symlinks=False)))
-            except OSError as exc:  # e.g. vanished between readdir and stat
-                out.append((entry.name, exc))
+    try:
+        if ident is not None:
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_dev) != ident:
+                raise FileChanged("directory was replaced while being backed up")
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    out.append((os.fsencode(entry.name), entry.stat(follow_symlinks=False)))
+                except OSError as exc:  # e.g. vanished between readdir and stat
+                    out.append((os.fsencode(entry.name), exc))
+    finally:
+        os.close(fd)
     out.sort(key=lambda e: e[0])
     return out
 

@@ -14,17 +14,13 @@ import os
 import stat
 from typing import NamedTuple
 
-from tiervault.sources.folder import node_type
+from tiervault.sources.folder import FileChanged, node_type
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: non-blocking: opening a FIFO or a device that replaced the file returns at once (regular files
 #: ignore the flag); never through a symlink
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC
-
-
-class FileChanged(Exception):
-    """The path no longer is the regular file that was listed (or it changed while being read)."""
 
 
 class FileState(NamedTuple):
@@ -72,6 +68,8 @@ def open_regular(path: bytes, inode: int, device: int) -> tuple[int, os.stat_res
         raise
     return fd, st
 
+
+__all__ = ["CHANGED_WHILE_READ", "FileChanged", "FileState", "open_regular"]
 
 #: the warning a point records for a file that kept changing while it was read
 CHANGED_WHILE_READ = "file changed while it was read (stored as last read; the next snapshot reads it again)"

@@ -104,22 +104,35 @@ class ParentReuse:
         content = old.get("content")
         return content if self.indexed(content) else None
 
+    def held(self, old: _Obj | None, *, regular: bool) -> bool:
+        """Is ``old`` a file of the parent point that a checkpoint may keep as it was, for the file
+        listed (a ``regular`` file, or not) that this run leaves unread (a stop came first)? Its chunks
+        must all be indexed; it may have changed since (the next run reads it): a checkpoint never
+        drops a file its parent held, so runs under a deadline converge (``sources/stopping.py``)."""
+        return (
+            old is not None
+            and old.get("type") == "file"
+            and regular
+            and type(old.get("size")) is int
+            and self.indexed(old.get("content"))
+        )
+
     def keep_unvisited(
         self, rest: list[_Listed], parent: dict[bytes, _Obj]
     ) -> tuple[list[tuple[bytes, _Obj]], int, int]:
         """After a stop (deadline, cancellation): the parent's entries to keep, as they were, for the
-        unvisited ``rest`` of a directory: a file only when unchanged, a directory (with the parent's
-        subtree) while it still is one. Returns them with the number of files and their bytes, so a
-        checkpoint never loses what an earlier run finished."""
+        unvisited ``rest`` of a directory: a file the parent held while it still is a regular file
+        (``held``), a directory (with the parent's subtree) while it still is one. Returns them with
+        the number of files and their bytes, so a checkpoint never loses what an earlier run finished."""
         kept: list[tuple[bytes, _Obj]] = []
         files = nbytes = 0
         for name, st in rest:
             old = parent.get(name)
             if old is None or isinstance(st, OSError):
                 continue
-            if self.unchanged_file(old, st):
+            if self.held(old, regular=stat.S_ISREG(st.st_mode)):
                 files += 1
-                nbytes += st.st_size
+                nbytes += old["size"]
             elif not (old.get("type") == "dir" and stat.S_ISDIR(st.st_mode) and tree_ref(old.get("subtree"))):
                 continue
             kept.append((name, old))

@@ -1,9 +1,13 @@
 """When a walk and its reads must stop: a deadline (by a :class:`~tiervault.clock.Clock`) or a
 cancellation. Shared by the walker and the reader threads of one snapshot run.
 
-A deadline never stops a run before it has finished one file: a budget shorter than the reserve
-(or a slow first file) would otherwise commit an empty incomplete point on every run and never
-converge. A cancellation stops at once.
+A cancellation stops at once. A deadline stops a run only once it has finished a **new** file: one
+its parent point does not hold (every file is new when the parent is a complete point, or there is
+none). The checkpoint a stop commits keeps every file its parent held (``sources/reuse.py``), so each
+stop adds at least one file, and a run with no new file left does not stop: a source of N files
+completes within N + 1 runs under any deadline (docs/architecture.md, "Time-boxed and interrupted
+runs"). Counting any finished file instead, a run resuming from a checkpoint stopped after re-reading
+a file that changes before every run (an active log first in walk order) and never got further.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class Stopper:
         #: ``clock.monotonic()`` after which no new file is started and long reads stop
         self.stop_at = stop_at
         self._clock = clock
-        self._progressed = False
+        self._progressed = False  # a new file was finished
         self._cancelled = False
         #: the deadline (or a cancellation) stopped the run before everything was done
         self.incomplete = False
@@ -37,9 +41,11 @@ class Stopper:
         """Stop as soon as possible (from any thread)."""
         self._cancelled = True
 
-    def file_done(self) -> None:
-        """One file was read completely in this run: from now on a passed deadline stops it."""
-        self._progressed = True
+    def file_done(self, new: bool) -> None:
+        """A file was read completely in this run. A new one (absent from the parent point) is
+        progress: from then on a passed deadline stops the run."""
+        if new:
+            self._progressed = True
 
     def stopping(self) -> bool:
         if self.incomplete:

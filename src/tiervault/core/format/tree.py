@@ -371,7 +371,13 @@ def decode_tree_json(data: bytes) -> list[dict[str, Any]]:
 def decode_tree(data: bytes) -> list[Node]:
     """A tree's nodes, every field checked, and the names strictly increasing by raw bytes (sorted,
     no duplicates). Anything else is a FormatError, whatever the bytes."""
-    nodes = [node_from_json(o) for o in decode_tree_json(data)]
+    return nodes_from_json(decode_tree_json(data))
+
+
+def nodes_from_json(objs: list[dict[str, Any]]) -> list[Node]:
+    """``decode_tree`` after the envelope: the nodes of ``decode_tree_json``'s objects, checked by the
+    same rules (for a reader that keeps the objects, such as the archiver with its parent trees)."""
+    nodes = [node_from_json(o) for o in objs]
     for i in range(1, len(nodes)):
         if nodes[i - 1].name >= nodes[i].name:
             a, b = nodes[i - 1].display_name, nodes[i].display_name
