@@ -1,6 +1,6 @@
 """Trees by id, with the memory cache that makes walking them cheap: a tree's metadata pack is read
 whole once, checked against its name and kept (up to ``META_CACHE_BYTES``), so the trees that follow
-cost no I/O; decoded trees are kept too (the last ``TREE_CACHE`` of them)."""
+cost no I/O; decoded trees are kept too (the most recent, up to ``TREE_CACHE_NODES`` nodes)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from tiervault.repo.packs import Packs
 
 #: metadata packs kept in memory while trees are walked
 META_CACHE_BYTES = 64 << 20
-#: decoded trees kept in memory
-TREE_CACHE = 1024
+#: decoded trees kept in memory, bounded by their nodes (about 0.3 KiB each): a restore counts a
+#: point's trees (``treewalk.check_point``) and then walks them, so the walk should find what the
+#: count decoded; a restore's plan keeps most of these nodes alive anyway
+TREE_CACHE_NODES = 500_000
 
 
 class Trees:
@@ -30,6 +32,7 @@ class Trees:
     def __init__(self, backend: Backend, index: Index, packs: Packs) -> None:
         self.backend, self.index, self.packs = backend, index, packs
         self._trees: OrderedDict[bytes, list[Node]] = OrderedDict()
+        self._nodes = 0  # nodes held by ``_trees``
         self._meta_packs: OrderedDict[str, bytes] = OrderedDict()
         self._meta_bytes = 0
         self._lock = threading.Lock()
@@ -66,9 +69,12 @@ class Trees:
         except FormatError as exc:
             raise self.error(tid, exc) from exc
         with self._lock:
-            self._trees[tid] = nodes
-            if len(self._trees) > TREE_CACHE:
-                self._trees.popitem(last=False)
+            if tid not in self._trees:
+                self._trees[tid] = nodes
+                self._nodes += len(nodes)
+            while self._nodes > TREE_CACHE_NODES and len(self._trees) > 1:
+                _, old = self._trees.popitem(last=False)
+                self._nodes -= len(old)
         return nodes
 
     def error(self, tid: bytes, exc: Exception) -> IntegrityError:
