@@ -846,3 +846,19 @@ def test_json_output_is_strict_utf8_for_non_utf8_names(repo: Path, run: Run, tmp
         assert "\\udc" not in res.out
     assert "src\\\\xff" in run("items", "--json").out
     assert "f\\\\xfe" in run("ls", "latest", "--json").out
+
+
+# ------------------------------------------------------------------------------------ point times
+
+
+def test_snapshot_at_a_given_time(vault: Path, run: Run) -> None:
+    later = snapshot_id(run)
+    earlier = snapshot_id(run, "--time", "2024-02-29T23:59:58+01:00")
+    points = run("points", "--json").json()
+    assert [p["id"] for p in points] == [earlier, later]
+    assert points[0]["time"] == "2024-02-29T22:59:58+00:00"
+    assert points[0]["committed"] > points[1]["time"]
+    for bad, says in (("last tuesday", "not an ISO 8601 time"), ("2024-02-29T23:59:58", "no time zone")):
+        res = run("snapshot", "src", "--time", bad)
+        assert res.code == ExitCode.USAGE, res.err
+        assert says in res.err

@@ -107,8 +107,14 @@ class Vault:
         force_rehash: bool = False,
         progress: Progress | None = None,
         deadline: float | datetime | None = None,
+        time: datetime | None = None,
     ) -> SnapshotResult:
         """Take a recovery point of a protected item.
+
+        ``time`` (an aware datetime) records the point at that time instead of now (importing
+        history, rehearsing a retention policy, as restic's ``backup --time``): listings, ``latest``
+        and retention order points by it; the commit time is kept as ``point.committed``. A naive
+        datetime is a ``UsageError``.
 
         Files unchanged since the previous point of the same item on this host (same size, mtime,
         ctime and inode) are not read again unless ``force_rehash``. A file that cannot be read is
@@ -135,6 +141,7 @@ class Vault:
             force_rehash=force_rehash,
             progress=progress,
             deadline=deadline,
+            time=time,
         )
         out = done.outcome
         return SnapshotResult(
