@@ -736,6 +736,7 @@ COMMANDS = {
     ("items",),
     ("snapshot",),
     ("points",),
+    ("forget",),
     ("ls",),
     ("restore",),
     ("check",),
@@ -862,3 +863,59 @@ def test_snapshot_at_a_given_time(vault: Path, run: Run) -> None:
         res = run("snapshot", "src", "--time", bad)
         assert res.code == ExitCode.USAGE, res.err
         assert says in res.err
+
+
+# ------------------------------------------------------------------------------------ forget
+
+
+def test_forget_with_options_a_table_and_json(vault: Path, run: Run) -> None:
+    ids = [
+        snapshot_id(run, "--time", f"2026-11-{d:02d}T12:00:00Z", *(("--tag", "release") if d == 1 else ()))
+        for d in range(1, 6)
+    ]
+    res = run("forget", "src", "--keep-last", "2", "--keep-tag", "release", "--dry-run")
+    assert res.code == 0, res.err
+    assert "tag release" in res.out and "last 2" in res.out and "remove" in res.out
+    assert "3 points kept, 2 points would be removed (dry run: nothing deleted)" in res.out
+    assert len(run("points", "--json").json()) == 5
+    res = run("forget", "--keep-last", "2", "--keep-tag", "release", "--json")
+    assert res.code == 0, res.err
+    got = res.json()
+    assert got["dry_run"] is False
+    assert [(p["id"], p["keep"], p["reasons"]) for p in got["points"]] == [
+        (ids[0], True, ["tag release"]),
+        (ids[1], False, ["no rule keeps it"]),
+        (ids[2], False, ["no rule keeps it"]),
+        (ids[3], True, ["last 2"]),
+        (ids[4], True, ["last 1"]),
+    ]
+    assert got["points"][0]["time"] == "2026-11-01T12:00:00+00:00"
+    assert [p["id"] for p in run("points", "--json").json()] == [ids[0], ids[3], ids[4]]
+
+
+def test_forget_without_options_uses_the_items_policy(vault: Path, source: Path, run: Run) -> None:
+    first, second = snapshot_id(run), snapshot_id(run)
+    res = run("forget", "--json")  # the item has no rule: everything stays, and it says so
+    assert [p["reasons"] for p in res.json()["points"]] == [["no retention rule: every point is kept"]] * 2
+    assert run("protect", str(source), "--name", "src", "--keep-last", "1").code == 0
+    assert [p["keep"] for p in run("forget", "--json").json()["points"]] == [False, True]
+    assert [p["id"] for p in run("points", "--json").json()] == [second]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (("forget", "nope"), "no protected item named 'nope'"),
+        (("forget", "--keep-within", "a week"), "keep_within"),
+        (("forget", "--keep-within", "0d"), "keep_within"),
+        (("forget", "--keep-last", "-1"), "keep_last"),
+        (("forget", "--keep-last", "x"), "invalid int"),
+    ],
+)
+def test_forget_bad_input(vault: Path, run: Run, argv: tuple[str, ...], says: str) -> None:
+    snapshot_id(run)
+    res = run(*argv)
+    assert res.code == ExitCode.USAGE, (res.out, res.err)
+    assert says in res.err
+    assert len(run("points", "--json").json()) == 1
