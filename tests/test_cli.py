@@ -868,7 +868,8 @@ def test_snapshot_at_a_given_time(vault: Path, run: Run) -> None:
 # ------------------------------------------------------------------------------------ forget
 
 
-def test_forget_with_options_a_table_and_json(vault: Path, run: Run) -> None:
+def test_forget_with_options_a_table_and_json(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
     ids = [
         snapshot_id(run, "--time", f"2026-11-{d:02d}T12:00:00Z", *(("--tag", "release") if d == 1 else ()))
         for d in range(1, 6)
@@ -919,3 +920,24 @@ def test_forget_bad_input(vault: Path, run: Run, argv: tuple[str, ...], says: st
     assert res.code == ExitCode.USAGE, (res.out, res.err)
     assert says in res.err
     assert len(run("points", "--json").json()) == 1
+
+
+def test_protect_stores_keep_within_and_tags_and_points_explains(
+    vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    res = run("protect", str(source), "--name", "src", "--keep-within", "2d", "--keep-tag", "gold", "--json")
+    assert res.json()["policy"] == {"keep_within": "2d", "keep_tags": ["gold"]}
+    old = snapshot_id(run, "--time", "2026-01-01T00:00:00Z", "--tag", "gold")
+    gone = snapshot_id(run, "--time", "2026-01-02T00:00:00Z")
+    new = snapshot_id(run, "--time", "2026-02-01T00:00:00Z")
+    got = {p["id"]: p["retention"] for p in run("points", "--explain", "--json").json()}
+    assert got == {
+        old: {"keep": True, "reasons": ["tag gold"]},
+        gone: {"keep": False, "reasons": ["no rule keeps it"]},
+        new: {"keep": True, "reasons": ["within 2d"]},
+    }
+    res = run("points", "--explain")
+    assert res.code == 0 and "remove: no rule keeps it" in res.out and "keep: tag gold" in res.out
+    assert len(run("points", "--json").json()) == 3
+    assert run("protect", str(source), "--name", "src", "--keep-within", "soon").code == ExitCode.USAGE
