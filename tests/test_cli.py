@@ -941,3 +941,18 @@ def test_protect_stores_keep_within_and_tags_and_points_explains(
     assert res.code == 0 and "remove: no rule keeps it" in res.out and "keep: tag gold" in res.out
     assert len(run("points", "--json").json()) == 3
     assert run("protect", str(source), "--name", "src", "--keep-within", "soon").code == ExitCode.USAGE
+
+
+def test_forget_buckets_in_a_given_time_zone(vault: Path, run: Run) -> None:
+    late = snapshot_id(run, "--time", "2026-11-30T23:30:00Z")
+    early = snapshot_id(run, "--time", "2026-11-30T10:00:00Z")
+    utc = run("forget", "--keep-daily", "2", "--dry-run", "--json").json()["points"]
+    assert [(p["id"], p["reasons"]) for p in utc] == [
+        (early, ["no rule keeps it"]),
+        (late, ["daily 2026-11-30"]),
+    ]
+    zoned = run("forget", "--keep-daily", "2", "--tz", "Etc/GMT-2", "--dry-run", "--json").json()["points"]
+    assert [p["reasons"] for p in zoned] == [["daily 2026-11-30"], ["daily 2026-12-01"]]
+    res = run("forget", "--keep-daily", "2", "--tz", "Mars/Olympus")
+    assert res.code == ExitCode.USAGE and "not a known time zone" in res.err
+    assert run("points", "--explain", "--tz", "Etc/GMT-2").code == 0

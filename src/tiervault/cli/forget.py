@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import tzinfo
 from typing import Any
 
-from tiervault import Policy, Vault
+from tiervault import Policy, UsageError, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
@@ -42,7 +44,27 @@ def register(commands: Commands) -> None:
         metavar="T",
         help="keep every point with this tag (repeatable)",
     )
+    add_tz_option(p)
     p.add_argument("--dry-run", action="store_true", help="decide and report, delete nothing")
+
+
+def add_tz_option(p: Any) -> None:
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        default=None,
+        help="bucket hours, days, weeks, months and years in this IANA time zone (default: UTC)",
+    )
+
+
+def time_zone(name: str | None) -> tzinfo | None:
+    """``--tz``: an IANA time zone name such as Europe/Berlin."""
+    if name is None:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz {name!r} is not a known time zone (e.g. UTC, Europe/Berlin)") from None
 
 
 def policy_of(args: Any) -> Policy | None:
@@ -59,7 +81,7 @@ def policy_of(args: Any) -> Policy | None:
 
 async def _forget(ctx: Context, vault: Vault) -> int:
     a = ctx.args
-    decisions = await vault.forget(a.item, policy=policy_of(a), dry_run=a.dry_run)
+    decisions = await vault.forget(a.item, policy=policy_of(a), dry_run=a.dry_run, tz=time_zone(a.tz))
     if ctx.json:
         ctx.emit({"dry_run": a.dry_run, "points": [d.to_json() for d in decisions]})
         return ExitCode.OK

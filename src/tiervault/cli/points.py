@@ -9,6 +9,7 @@ from tiervault import Entry, RecoveryPoint, RetentionDecision, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
+from .forget import add_tz_option, time_zone
 from .options import Commands, positive_int
 from .output import count, filesize, table, text, when
 
@@ -24,6 +25,7 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="show whether each item's retention policy keeps each point, and why (as forget --dry-run)",
     )
+    add_tz_option(p)
 
     p = commands.add("ls", "list a directory inside a recovery point", vault_command(_ls))
     p.add_argument("point", metavar="POINT")
@@ -42,7 +44,8 @@ async def _points(ctx: Context, vault: Vault) -> int:
     points = await vault.points(ctx.args.item, tags=ctx.args.tag or None)
     decided = {}
     if ctx.args.explain:
-        decided = {d.id: d for d in await vault.forget(ctx.args.item, dry_run=True)}
+        zone = time_zone(ctx.args.tz)
+        decided = {d.id: d for d in await vault.forget(ctx.args.item, dry_run=True, tz=zone)}
         points = [p for p in points if p.id in decided]  # committed after the listing: decided next time
     if ctx.json:
         ctx.emit([_point_json(p, decided.get(p.id)) for p in points])
