@@ -3,6 +3,7 @@ GFS implementation written here, plus one example per reason."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tiervault import Policy, UsageError
+from tiervault.policy import parse_duration
 from tiervault.retention import NO_MATCH, NO_RULE, RetentionDecision, decide
 
 
@@ -254,3 +256,23 @@ def test_decisions_match_a_brute_force_gfs(
 def test_the_oracle_names_weeks_as_iso_does() -> None:
     assert oracle_buckets(datetime(2026, 11, 26, tzinfo=UTC))["keep_weekly"][1] == "weekly 2026-W48"
     assert date(2026, 11, 26).isocalendar()[1] == 48
+
+
+@given(st.tuples(*[st.integers(min_value=0, max_value=999)] * 5).filter(any))
+def test_keep_within_parses_every_duration_in_its_syntax(parts: tuple[int, int, int, int, int]) -> None:
+    text = "".join(f"{n}{unit}" for n, unit in zip(parts, "ymwdh", strict=True) if n)
+    assert parse_duration(text) == parts
+    assert Policy(keep_within=text).keep_within == text
+
+
+@given(st.text(alphabet="0123456789ymwdhYD .-", max_size=12))
+def test_keep_within_accepts_exactly_its_grammar(text: str) -> None:
+    ok = re.fullmatch(r"(\d+y)?(\d+m)?(\d+w)?(\d+d)?(\d+h)?", text) is not None and any(
+        c in "123456789" for c in text
+    )
+    try:
+        Policy(keep_within=text)
+    except UsageError:
+        assert not ok
+    else:
+        assert ok
