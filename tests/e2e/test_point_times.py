@@ -67,3 +67,18 @@ def test_committed_is_optional_and_validated() -> None:
     for bad in (3, "yesterday", "2026-13-01T10:00:00Z", None):
         with pytest.raises(FormatError, match="committed"):
             SnapshotRecord.from_json(_record(committed=bad), "id")
+
+
+@pytest.mark.parametrize("year", [1, 999, 1969, 9999])
+async def test_any_year_is_stored_readably(vault: tiervault.Vault, tmp_path: Path, year: int) -> None:
+    item = await _item(vault, tmp_path)
+    given = datetime(year, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    point = (await vault.snapshot(item, time=given)).point
+    assert [p.time for p in await vault.points()] == [given]  # listed, not skipped as damaged
+    assert (await vault.point(point.id)).time == given
+
+
+async def test_a_time_past_year_9999_in_utc_is_refused(vault: tiervault.Vault, tmp_path: Path) -> None:
+    item = await _item(vault, tmp_path)
+    with pytest.raises(tiervault.UsageError, match="time"):
+        await vault.snapshot(item, time=datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-2))))

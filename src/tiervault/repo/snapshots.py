@@ -23,7 +23,8 @@ ITEM_VERSION = 1
 def utc_iso(ts_ns: int) -> str:
     """RFC 3339 UTC time with nanoseconds, sortable as text."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs)
+    return f"{dt.year:04d}-" + dt.strftime("%m-%dT%H:%M:%S") + f".{ns:09d}Z"  # 4 digits: year 999 too
 
 
 def datetime_iso(dt: datetime) -> str:
