@@ -736,6 +736,7 @@ COMMANDS = {
     ("items",),
     ("snapshot",),
     ("points",),
+    ("forget",),
     ("ls",),
     ("restore",),
     ("check",),
@@ -846,3 +847,112 @@ def test_json_output_is_strict_utf8_for_non_utf8_names(repo: Path, run: Run, tmp
         assert "\\udc" not in res.out
     assert "src\\\\xff" in run("items", "--json").out
     assert "f\\\\xfe" in run("ls", "latest", "--json").out
+
+
+# ------------------------------------------------------------------------------------ point times
+
+
+def test_snapshot_at_a_given_time(vault: Path, run: Run) -> None:
+    later = snapshot_id(run)
+    earlier = snapshot_id(run, "--time", "2024-02-29T23:59:58+01:00")
+    points = run("points", "--json").json()
+    assert [p["id"] for p in points] == [earlier, later]
+    assert points[0]["time"] == "2024-02-29T22:59:58+00:00"
+    assert points[0]["committed"] > points[1]["time"]
+    for bad, says in (("last tuesday", "not an ISO 8601 time"), ("2024-02-29T23:59:58", "no time zone")):
+        res = run("snapshot", "src", "--time", bad)
+        assert res.code == ExitCode.USAGE, res.err
+        assert says in res.err
+
+
+# ------------------------------------------------------------------------------------ forget
+
+
+def test_forget_with_options_a_table_and_json(vault: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    ids = [
+        snapshot_id(run, "--time", f"2026-11-{d:02d}T12:00:00Z", *(("--tag", "release") if d == 1 else ()))
+        for d in range(1, 6)
+    ]
+    res = run("forget", "src", "--keep-last", "2", "--keep-tag", "release", "--dry-run")
+    assert res.code == 0, res.err
+    assert "tag release" in res.out and "last 2" in res.out and "remove" in res.out
+    assert "3 points kept, 2 points would be removed (dry run: nothing deleted)" in res.out
+    assert len(run("points", "--json").json()) == 5
+    res = run("forget", "--keep-last", "2", "--keep-tag", "release", "--json")
+    assert res.code == 0, res.err
+    got = res.json()
+    assert got["dry_run"] is False
+    assert [(p["id"], p["keep"], p["reasons"]) for p in got["points"]] == [
+        (ids[0], True, ["tag release"]),
+        (ids[1], False, ["no rule keeps it"]),
+        (ids[2], False, ["no rule keeps it"]),
+        (ids[3], True, ["last 2"]),
+        (ids[4], True, ["last 1"]),
+    ]
+    assert got["points"][0]["time"] == "2026-11-01T12:00:00+00:00"
+    assert [p["id"] for p in run("points", "--json").json()] == [ids[0], ids[3], ids[4]]
+
+
+def test_forget_without_options_uses_the_items_policy(vault: Path, source: Path, run: Run) -> None:
+    first, second = snapshot_id(run), snapshot_id(run)
+    res = run("forget", "--json")  # the item has no rule: everything stays, and it says so
+    assert [p["reasons"] for p in res.json()["points"]] == [["no retention rule: every point is kept"]] * 2
+    assert run("protect", str(source), "--name", "src", "--keep-last", "1").code == 0
+    assert [p["keep"] for p in run("forget", "--json").json()["points"]] == [False, True]
+    assert [p["id"] for p in run("points", "--json").json()] == [second]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (("forget", "nope"), "no protected item named 'nope'"),
+        (("forget", "--keep-within", "a week"), "keep_within"),
+        (("forget", "--keep-within", "0d"), "keep_within"),
+        (("forget", "--keep-last", "-1"), "keep_last"),
+        (("forget", "--keep-last", "x"), "invalid int"),
+    ],
+)
+def test_forget_bad_input(vault: Path, run: Run, argv: tuple[str, ...], says: str) -> None:
+    snapshot_id(run)
+    res = run(*argv)
+    assert res.code == ExitCode.USAGE, (res.out, res.err)
+    assert says in res.err
+    assert len(run("points", "--json").json()) == 1
+
+
+def test_protect_stores_keep_within_and_tags_and_points_explains(
+    vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    res = run("protect", str(source), "--name", "src", "--keep-within", "2d", "--keep-tag", "gold", "--json")
+    assert res.json()["policy"] == {"keep_within": "2d", "keep_tags": ["gold"]}
+    old = snapshot_id(run, "--time", "2026-01-01T00:00:00Z", "--tag", "gold")
+    gone = snapshot_id(run, "--time", "2026-01-02T00:00:00Z")
+    new = snapshot_id(run, "--time", "2026-02-01T00:00:00Z")
+    got = {p["id"]: p["retention"] for p in run("points", "--explain", "--json").json()}
+    assert got == {
+        old: {"keep": True, "reasons": ["tag gold"]},
+        gone: {"keep": False, "reasons": ["no rule keeps it"]},
+        new: {"keep": True, "reasons": ["within 2d"]},
+    }
+    res = run("points", "--explain")
+    assert res.code == 0 and "remove: no rule keeps it" in res.out and "keep: tag gold" in res.out
+    assert len(run("points", "--json").json()) == 3
+    assert run("protect", str(source), "--name", "src", "--keep-within", "soon").code == ExitCode.USAGE
+
+
+def test_forget_buckets_in_a_given_time_zone(vault: Path, run: Run) -> None:
+    late = snapshot_id(run, "--time", "2026-11-30T23:30:00Z")
+    early = snapshot_id(run, "--time", "2026-11-30T10:00:00Z")
+    utc = run("forget", "--keep-daily", "2", "--dry-run", "--json").json()["points"]
+    assert [(p["id"], p["reasons"]) for p in utc] == [
+        (early, ["no rule keeps it"]),
+        (late, ["daily 2026-11-30"]),
+    ]
+    zoned = run("forget", "--keep-daily", "2", "--tz", "Etc/GMT-2", "--dry-run", "--json").json()["points"]
+    assert [p["reasons"] for p in zoned] == [["daily 2026-11-30"], ["daily 2026-12-01"]]
+    res = run("forget", "--keep-daily", "2", "--tz", "Mars/Olympus")
+    assert res.code == ExitCode.USAGE and "not a known time zone" in res.err
+    assert run("points", "--explain", "--tz", "Etc/GMT-2").code == 0

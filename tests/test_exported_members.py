@@ -37,6 +37,7 @@ EXPECTED: dict[str, str] = {
     "RestorePlanSummary": "tiervault.restore.planner",
     "RestoreResult": "tiervault.models",
     "RestoreStats": "tiervault.restore.restorer",
+    "RetentionDecision": "tiervault.retention",
     "ScryptParams": "tiervault.core.crypto",
     "SnapshotResult": "tiervault.models",
     "SnapshotStats": "tiervault.archiver.outcome",

@@ -19,7 +19,7 @@ from tiervault import Policy, UsageError
 KEEP = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 TIERS = ("cool_after_days", "cold_after_days", "archive_after_days")
 COUNTS = KEEP + TIERS
-ALL_FIELDS = (*COUNTS, "schedule")
+ALL_FIELDS = (*KEEP, "keep_within", "keep_tags", *TIERS, "schedule")
 
 counts = st.none() | st.integers(min_value=0, max_value=10**6)
 cron_field = st.sampled_from(["*", "0", "*/5", "1-5", "0,30", "MON", "12"])
@@ -33,7 +33,11 @@ def policies(draw: st.DrawFn) -> Policy:
     """Any valid policy: tier thresholds drawn as a sorted list, then some of them left unset."""
     tiers = sorted(draw(st.lists(st.integers(min_value=0, max_value=3650), min_size=3, max_size=3)))
     tier_values = [t if draw(st.booleans()) else None for t in tiers]
-    keep = {k: draw(counts) for k in KEEP}
+    keep: dict[str, Any] = {k: draw(counts) for k in KEEP}
+    keep["keep_within"] = draw(st.none() | st.sampled_from(["7d", "12h", "2w", "1y2m3d", "1y", "36m"]))
+    keep["keep_tags"] = draw(
+        st.none() | st.lists(st.text(min_size=1), max_size=3).map(lambda t: tuple(sorted(set(t))))
+    )
     return Policy(**keep, **dict(zip(TIERS, tier_values, strict=True)), schedule=draw(schedules))
 
 
@@ -132,7 +136,11 @@ def test_to_json_holds_only_the_set_fields() -> None:
         "cool_after_days": 30,
         "schedule": "0 2 * * *",
     }
-    assert Policy(keep_last=0).to_json() == {"keep_last": 0}  # 0 is set (a rule), not "no rule"
+    assert Policy(keep_last=0).to_json() == {"keep_last": 0}  # stored as set; retention reads 0 as no rule
+    assert Policy(keep_tags=["v2", "release", "v2"], keep_within="2w").to_json() == {
+        "keep_tags": ["release", "v2"],
+        "keep_within": "2w",
+    }
 
 
 @given(policies())
@@ -156,6 +164,11 @@ def test_fields_a_newer_writer_added_are_ignored(policy: Policy, extra: dict[str
         {"keep_daily": 7.0},
         {"schedule": "daily"},
         {"cool_after_days": 30, "cold_after_days": 10},
+        {"keep_within": "7 days"},
+        {"keep_within": 7},
+        {"keep_tags": "release"},
+        {"keep_tags": ["release", 3]},
+        {"keep_tags": [""]},
     ],
 )
 def test_a_stored_policy_is_validated_when_read(stored: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult,
 from tiervault.policy import Policy
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
+from tiervault.retention import RetentionDecision
 from tiervault.vault import Vault
 from tiervault.version import __version__
 
@@ -61,6 +62,7 @@ __all__ = [
     "RestorePlanSummary",
     "RestoreResult",
     "RestoreStats",
+    "RetentionDecision",
     "ScryptParams",
     "SnapshotResult",
     "SnapshotStats",

@@ -23,7 +23,7 @@ from tiervault.protection import require_text
 from tiervault.repo.leftovers import remove_stale
 from tiervault.repo.provenance import host_name, now_iso, user_name
 from tiervault.repo.repository import Repository
-from tiervault.repo.snapshots import ItemRecord, SnapshotRecord
+from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, datetime_iso
 from tiervault.repo.treewalk import data_packs_of
 from tiervault.selection import parent_of
 from tiervault.version import __version__
@@ -52,10 +52,12 @@ async def take(
     force_rehash: bool = False,
     progress: Progress | None = None,
     deadline: float | datetime | None = None,
+    time: datetime | None = None,
 ) -> Backup:
     """Snapshot ``item`` into ``repo`` and commit the point (see ``Vault.snapshot``)."""
     for tag in tags:
         require_text(tag, "a tag")
+    point_time = given_time(time)
     if not await asyncio.to_thread(os.path.isdir, item.source):
         raise UsageError(f"source path {item.source!r} of item {item.name!r} is missing or not a directory")
     await remove_stale(repo.backend)  # temp files of killed writers, past the safe age
@@ -78,9 +80,10 @@ async def take(
     )
     outcome = await run_archiver(archiver)
     await repo.flush_index()
+    committed = now_iso()
     rec = SnapshotRecord(
         item=item.name,
-        time=now_iso(),
+        time=point_time or committed,
         host=host_name(),
         user=user_name(),
         source=item.source,
@@ -94,12 +97,25 @@ async def take(
         incomplete=outcome.incomplete,
         warnings=outcome.warnings,
         program=f"tiervault {__version__}",
+        committed=committed if point_time is not None else None,
     )
     await repo.save_snapshot(rec)
     if disk_tier is not None and disk_tier.enabled and not rec.incomplete:
         # the disk tier keeps what the newest point of each item needs, while its bound allows
         await disk_tier.pin(newest_point_pin(item.name), await data_packs_of(repo, outcome.tree))
     return Backup(rec, outcome)
+
+
+def given_time(time: datetime | None) -> str | None:
+    """The stored form of a point time given to ``snapshot(time=)``; a naive one is refused."""
+    if time is None:
+        return None
+    if not isinstance(time, datetime):
+        raise UsageError(f"time must be a datetime, not {type(time).__name__}")
+    try:
+        return datetime_iso(time)
+    except (ValueError, OverflowError) as exc:
+        raise UsageError(f"time {time!r}: {exc} (give a time zone, e.g. +00:00)") from None
 
 
 async def run_archiver(archiver: FolderArchiver) -> ArchiveOutcome:

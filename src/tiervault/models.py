@@ -61,6 +61,8 @@ class RecoveryPoint:
     incomplete: bool = False
     #: files stored although they changed while they were read (``{"path", "warning"}``)
     warnings: tuple[dict[str, str], ...] = ()
+    #: when the point was committed: ``time`` unless it was recorded at a given time
+    committed: datetime | None = None
 
     @property
     def short_id(self) -> str:
@@ -82,6 +84,7 @@ class RecoveryPoint:
             stats=dict(rec.stats),
             incomplete=rec.incomplete,
             warnings=tuple(rec.warnings),
+            committed=parse_iso(rec.committed or rec.time),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +93,7 @@ class RecoveryPoint:
             "short_id": self.short_id,
             "item": self.item,
             "time": self.time.isoformat(),
+            "committed": (self.committed or self.time).isoformat(),
             "host": self.host,
             "user": self.user,
             "source": self.source,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from types import TracebackType
 
-from tiervault import backup, protection, selection
+from tiervault import backup, protection, retention, selection
 from tiervault.archiver import Progress
 from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
 from tiervault.clock import SYSTEM_CLOCK, Clock
@@ -30,6 +30,7 @@ from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, node_at, walk
 from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
 from tiervault.restore.placement import check_target
+from tiervault.retention import RetentionDecision
 
 Password = str | bytes
 log = logging.getLogger("tiervault.vault")
@@ -107,8 +108,14 @@ class Vault:
         force_rehash: bool = False,
         progress: Progress | None = None,
         deadline: float | datetime | None = None,
+        time: datetime | None = None,
     ) -> SnapshotResult:
         """Take a recovery point of a protected item.
+
+        ``time`` (an aware datetime) records the point at that time instead of now (importing
+        history, rehearsing a retention policy, as restic's ``backup --time``): listings, ``latest``
+        and retention order points by it; the commit time is kept as ``point.committed``. A naive
+        datetime is a ``UsageError``.
 
         Files unchanged since the previous point of the same item on this host (same size, mtime,
         ctime and inode) are not read again unless ``force_rehash``. A file that cannot be read is
@@ -135,6 +142,7 @@ class Vault:
             force_rehash=force_rehash,
             progress=progress,
             deadline=deadline,
+            time=time,
         )
         out = done.outcome
         return SnapshotResult(
@@ -273,6 +281,47 @@ class Vault:
             )
             stats, errors = await restorer.run()
         return RestoreResult(stats, tuple(errors), restorer.incomplete)
+
+    async def forget(
+        self,
+        item: str | Item | None = None,
+        *,
+        policy: Policy | None = None,
+        dry_run: bool = False,
+        tz: tzinfo | None = None,
+    ) -> list[RetentionDecision]:
+        """Apply retention: each item's own policy (or ``policy`` for every item), to the points of
+        ``item`` or of every item; returns the decision for every point, oldest first, kept or
+        removed with its reasons (docs/format.md, "Retention"). Buckets are in UTC unless ``tz``.
+
+        Unless ``dry_run``, the snapshot objects of removed points are deleted, and only those: the
+        data they referenced stays until a prune. Points committed after the listing are not
+        decided and never deleted; a damaged point is not listed and so never deleted either. An
+        unknown ``item`` is a ``NotFoundError``; points of an item that is no longer protected are
+        decided by ``policy`` when given, else kept."""
+        names = [item.name if isinstance(item, Item) else item] if item is not None else None
+        policies: dict[str, Policy] = {}
+        for rec in await protection.usable_items(self._repo):
+            policies[rec.name] = Policy.from_json(rec.policy)
+        if names is not None and names[0] not in policies:
+            await protection.find_item(self._repo, names[0])  # the NotFoundError naming the item
+        points = [
+            RecoveryPoint._from(s)
+            for s in await selection.matching(self._repo)
+            if names is None or s.item in names
+        ]
+        by_item: dict[str, list[RecoveryPoint]] = {}
+        for p in points:
+            by_item.setdefault(p.item, []).append(p)
+        decisions: list[RetentionDecision] = []
+        for name, mine in by_item.items():
+            decisions.extend(retention.decide(mine, policy or policies.get(name, Policy()), tz=tz))
+        decisions.sort(key=lambda d: (d.time, d.id))
+        gone = [d.id for d in decisions if not d.keep]
+        if gone and not dry_run:
+            await self._repo.backend.delete_many(["snapshots/" + sid for sid in gone])
+            log.info("forgot %d recovery point(s): %s", len(gone), ", ".join(g[:8] for g in gone))
+        return decisions
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -29,6 +29,19 @@ def register(commands: Commands) -> None:
     )
     for k in _KEEP:
         pol.add_argument(f"--keep-{k}", type=int, metavar="N", default=None, help=f"keep the {k} N points")
+    pol.add_argument(
+        "--keep-within",
+        metavar="D",
+        default=None,
+        help="keep every point within D of the newest (7d, 2w, 1y2m)",
+    )
+    pol.add_argument(
+        "--keep-tag",
+        action="append",
+        default=None,
+        metavar="T",
+        help="keep every point with this tag (repeatable)",
+    )
     for t in _TIERS:
         pol.add_argument(
             f"--{t}-after-days",
@@ -45,7 +58,8 @@ def register(commands: Commands) -> None:
 
 
 def _policy_text(policy: Policy) -> str:
-    return ", ".join(f"{k}={v}" for k, v in policy.to_json().items()) or "keep all"
+    shown = {k: ",".join(v) if isinstance(v, list) else v for k, v in policy.to_json().items()}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "keep all"
 
 
 def _item_json(item: Item) -> dict[str, Any]:
@@ -64,6 +78,7 @@ async def _protect(ctx: Context, vault: Vault) -> int:
     fields: dict[str, Any] = {f"keep_{k}": getattr(a, f"keep_{k}") for k in _KEEP}
     fields.update({f"{t}_after_days": getattr(a, f"{t}_after_days") for t in _TIERS})
     fields["schedule"] = a.schedule
+    fields["keep_within"], fields["keep_tags"] = a.keep_within, a.keep_tag
     given = {k: v for k, v in fields.items() if v is not None}
     policy: Policy | None
     if given:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tiervault
 
-from . import cache, check, init, items, keys, points, restore, snapshot
+from . import cache, check, forget, init, items, keys, points, restore, snapshot
 from .options import Commands, Parser, add_global_options
 from .output import PROG
 
@@ -22,6 +22,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     items.register,
     snapshot.register,
     points.register,
+    forget.register,
     restore.register,
     check.register,
     keys.register,

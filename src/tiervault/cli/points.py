@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import stat
+from typing import Any
 
-from tiervault import Entry, Vault
+from tiervault import Entry, RecoveryPoint, RetentionDecision, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
+from .forget import add_tz_option, time_zone
 from .options import Commands, positive_int
 from .output import count, filesize, table, text, when
 
@@ -18,6 +20,12 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--tag", action="append", default=[], metavar="T", help="only points with this tag (repeatable)"
     )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="show whether each item's retention policy keeps each point, and why (as forget --dry-run)",
+    )
+    add_tz_option(p)
 
     p = commands.add("ls", "list a directory inside a recovery point", vault_command(_ls))
     p.add_argument("point", metavar="POINT")
@@ -34,11 +42,19 @@ def register(commands: Commands) -> None:
 
 async def _points(ctx: Context, vault: Vault) -> int:
     points = await vault.points(ctx.args.item, tags=ctx.args.tag or None)
+    decided = {}
+    if ctx.args.explain:
+        zone = time_zone(ctx.args.tz)
+        decided = {d.id: d for d in await vault.forget(ctx.args.item, dry_run=True, tz=zone)}
+        points = [p for p in points if p.id in decided]  # committed after the listing: decided next time
     if ctx.json:
-        ctx.emit([p.to_json() for p in points])
+        ctx.emit([_point_json(p, decided.get(p.id)) for p in points])
         return ExitCode.OK
-    t = table("ID", "Time", "Item", "Host", "Tags", "Files", "Size", "", right=("Files", "Size"))
+    extra = ("Retention",) if ctx.args.explain else ()
+    t = table("ID", "Time", "Item", "Host", "Tags", "Files", "Size", "", *extra, right=("Files", "Size"))
     for p in points:
+        d = decided.get(p.id)
+        why = (("keep: " if d.keep else "remove: ") + "; ".join(d.reasons),) if d is not None else ()
         t.add_row(
             p.short_id,
             when(p.time),
@@ -48,10 +64,18 @@ async def _points(ctx: Context, vault: Vault) -> int:
             f"{p.stats.get('files', 0):,}",
             filesize(int(p.stats.get("bytes_total", 0))),
             "partial" if p.partial else "",
+            *why,
         )
     ctx.out.print(t)
     ctx.out.print(count(len(points), "recovery point"))
     return ExitCode.OK
+
+
+def _point_json(p: RecoveryPoint, d: RetentionDecision | None) -> dict[str, Any]:
+    out = p.to_json()
+    if d is not None:
+        out["retention"] = {"keep": d.keep, "reasons": list(d.reasons)}
+    return out
 
 
 _TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}

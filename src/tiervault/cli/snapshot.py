@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import tiervault
-from tiervault import Vault
+from tiervault import UsageError, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
@@ -23,14 +25,39 @@ def register(commands: Commands) -> None:
         help="stop in time to save an incomplete point before SECONDS have passed (exit 4); "
         "the next snapshot of the item resumes from it",
     )
+    p.add_argument(
+        "--time",
+        metavar="ISO8601",
+        help="record the point at this time instead of now, with a time zone "
+        "(e.g. 2026-11-30T12:00:00Z); the commit time is kept too",
+    )
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """``--time``: an ISO 8601 time with a time zone (``Z`` or an offset)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--time {text!r} is not an ISO 8601 time (e.g. 2026-11-30T12:00:00Z)") from None
+    if value.tzinfo is None:
+        raise UsageError(f"--time {text!r} has no time zone: add Z or an offset such as +01:00")
+    return value
 
 
 async def _snapshot(ctx: Context, vault: Vault) -> int:
     a = ctx.args
+    time = parse_time(a.time)
     counters = tiervault.Progress()
     async with progress(ctx, f"snapshot {a.item}", counters):
         result = await vault.snapshot(
-            a.item, tags=a.tag, force_rehash=a.force_rehash, progress=counters, deadline=a.deadline
+            a.item,
+            tags=a.tag,
+            force_rehash=a.force_rehash,
+            progress=counters,
+            deadline=a.deadline,
+            time=time,
         )
     s, point = result.stats, result.point
     if ctx.json:

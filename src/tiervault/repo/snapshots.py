@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tiervault.core.format import FormatError
@@ -23,7 +23,16 @@ ITEM_VERSION = 1
 def utc_iso(ts_ns: int) -> str:
     """RFC 3339 UTC time with nanoseconds, sortable as text."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs)
+    return f"{dt.year:04d}-" + dt.strftime("%m-%dT%H:%M:%S") + f".{ns:09d}Z"  # 4 digits: year 999 too
+
+
+def datetime_iso(dt: datetime) -> str:
+    """An aware datetime as stored (RFC 3339 UTC, ns precision); a naive one is a ``ValueError``."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("the time must be timezone-aware")
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return utc_iso(delta // timedelta(microseconds=1) * 1000)
 
 
 def parse_iso(s: str) -> datetime:
@@ -94,7 +103,10 @@ def _time(o: dict[str, Any], key: str) -> str:
     value = _text(o, key)
     if not _TIME_RE.fullmatch(value):
         raise FormatError(f"{key} is not an RFC 3339 UTC time: {value!r:.40}")
-    parse_iso(value)  # a real date (month 13 fails here)
+    try:
+        parse_iso(value)  # a real date (month 13 fails here)
+    except ValueError:
+        raise FormatError(f"{key} is not a real date and time: {value!r:.40}") from None
     return value
 
 
@@ -144,6 +156,9 @@ class SnapshotRecord:
     #: files stored although they changed while they were read: ``{"path": …, "warning": …}``
     warnings: list[dict[str, str]] = field(default_factory=list)
     program: str = ""
+    #: when the point was committed, if not ``time`` (a point recorded at a given time); ``None``
+    #: means the same as ``time``
+    committed: str | None = None
     id: str = ""  # the storage hash; not part of the stored JSON
 
     def to_json(self) -> dict[str, Any]:
@@ -166,6 +181,8 @@ class SnapshotRecord:
         _put_path(out, "source", self.source)
         if self.warnings:  # written only when there are some (readers default it to [])
             out["warnings"] = [_error_json(w) for w in self.warnings]
+        if self.committed is not None:  # written only for a point recorded at a given time
+            out["committed"] = self.committed
         return out
 
     @classmethod
@@ -205,6 +222,7 @@ class SnapshotRecord:
                 incomplete=_flag(o, "incomplete"),
                 warnings=_entries(o, "warnings"),
                 program=_text(o, "program", ""),
+                committed=_time(o, "committed") if "committed" in o else None,
                 id=sid,
             )
         except (KeyError, TypeError, ValueError) as exc:
