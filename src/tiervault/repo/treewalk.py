@@ -33,8 +33,9 @@ from tiervault.repo.snapshots import SnapshotRecord
 #: more; a restore of ``paths`` counts only what they select.
 DEFAULT_MAX_ENTRIES = 10_000_000
 
-#: the deepest path (in names: ``a/b/c`` is 3) a restore plans by default: far beyond real trees (a
-#: path of 512 names of one letter and their slashes is 1 KiB), well within the recursion a restore uses
+#: the deepest path (in names: ``a/b/c`` is 3) a snapshot stores and a restore plans: far beyond real
+#: trees (a path of 512 names of one letter and their slashes is 1 KiB). The archiver records what lies
+#: deeper as an error instead of storing it, so only a crafted point has deeper paths
 DEFAULT_MAX_DEPTH = 512
 
 #: counts saturate here, so a crafted point of a thousand doubling trees stays a 64-bit number
