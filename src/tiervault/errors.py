@@ -9,6 +9,7 @@
     ├── UnsupportedFormatError      written by a newer tiervault (or not a tiervault repository)
     ├── WrongPasswordError          no key slot opens with this password
     ├── IntegrityError              an object read back failed authentication or its hash; names it
+    │   └── LapsedWriterError       a suspended snapshot's chunks were pruned meanwhile: run it again
     ├── NotFoundError               a recovery point, path or item that does not exist
     └── BackendError                the store failed
         ├── ObjectNotFoundError     the object does not exist
@@ -69,6 +70,12 @@ class IntegrityError(TiervaultError):
         super().__init__(f"integrity error in {name}: {detail}")
         self.name = name
         self.detail = detail
+
+
+class LapsedWriterError(IntegrityError):
+    """A snapshot writer was suspended (or cut off) for so long that a prune may have deleted packs it
+    relied on, and some chunk it needed is no longer stored: its point was not committed (or was
+    withdrawn). Run the snapshot again."""
 
 
 class NotFoundError(TiervaultError):

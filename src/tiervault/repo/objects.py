@@ -57,11 +57,20 @@ class SealedObjects:
     async def save(self, prefix: str, otype: ObjectType, obj: Any) -> str:
         """Seal ``obj`` as canonical JSON and store it as ``prefix + hash``; returns that name."""
         plain = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return await self.save_plain(prefix, otype, plain)
+
+    async def save_plain(self, prefix: str, otype: ObjectType, plain: bytes) -> str:
+        """Seal ``plain`` (already encoded) and store it as ``prefix + hash``; returns that name."""
         return await put_hashed(self.backend, prefix, seal_object(self._key, otype, plain))
 
     async def load(self, name: str, otype: ObjectType) -> bytes:
         """The plaintext of a sealed object, checked against its name and authenticated."""
-        data = await get_verified(self.backend, name)
+        return self.open_bytes(name, await self.backend.get(name), otype)
+
+    def open_bytes(self, name: str, data: bytes, otype: ObjectType) -> bytes:
+        """``load`` for bytes already read: checked against ``name``, authenticated, of type ``otype``."""
+        if object_hash(data) != name.rsplit("/", 1)[-1]:
+            raise IntegrityError(name, "content does not match its name (hash mismatch)")
         try:
             return open_object(self._key, otype, data)
         except AuthenticationFailed as exc:

@@ -276,3 +276,28 @@ async def data_packs_of(repo: Repository, tree: bytes) -> set[str]:
 
     await TreeCounter(repo, on_tree=collect).entries(tree)
     return packs
+
+
+async def referenced_chunks(repo: Repository, trees: Sequence[bytes]) -> set[bytes]:
+    """Every chunk id the points with these root ``trees`` reference: their trees (each distinct one
+    once, shared across the points) and the content chunks of their files. A tree that cannot be
+    read raises: prune must never decide on a partial set."""
+    found: set[bytes] = set()
+    counter = TreeCounter(repo, on_tree=chunk_collector(found))
+    for tree in trees:
+        found.add(tree)
+        await counter.entries(tree)
+    return found
+
+
+def chunk_collector(found: set[bytes]) -> TreeHook:
+    """A ``TreeCounter`` hook adding every tree and content chunk id it sees to ``found``."""
+
+    def collect(tid: bytes, nodes: list[Node]) -> None:
+        found.add(tid)
+        for node in nodes:
+            for item in node.content:
+                if isinstance(item, bytes):
+                    found.add(item)
+
+    return collect

@@ -33,6 +33,9 @@ class ObjectType(enum.IntEnum):
     SNAPSHOT = 2
     ITEM = 3
     CHECKPOINT = 4
+    PLAN = 5  #: format version 2: gc/<h>, packs a prune condemned
+    GONE = 6  #: format version 2: gc/<h>, packs a sweep deletes
+    HEARTBEAT = 7  #: format version 2: locks/<h>, a writer or prune making itself known
 
 
 def seal_object(master_encryption_key: bytes, otype: ObjectType, plaintext: bytes) -> bytes:
