@@ -86,12 +86,20 @@ def mark(
     locations: Mapping[bytes, Sequence[str]],
     blocked: Collection[str],
     blobs: Mapping[str, Blobs],
+    *,
+    first: Collection[str] = (),
 ) -> list[str]:
     """Step 6: visit ``candidates`` in pack-id order and condemn one if every live chunk it holds has
-    a location in another pack that is not ``blocked`` and not condemned earlier in this visit."""
+    a location in another pack that is not ``blocked`` and not condemned earlier in this visit.
+
+    The candidates in ``first`` (the packs just repacked) are visited before the others: a repacked
+    pack's chunks all have a copy in the new packs or in a kept pack not yet visited, so each of
+    them is condemned (visiting by id alone could keep it and condemn the other holder instead)."""
     condemned: list[str] = []
     now_blocked = set(blocked)
-    for pid in sorted(candidates):
+    cands = set(candidates)
+    early = sorted(cands & set(first))
+    for pid in early + sorted(cands - set(early)):
         if pid in now_blocked or pid not in blobs:
             continue
         if all(_has_other(c, pid, locations, now_blocked) for c, _ in blobs[pid] if c in live):

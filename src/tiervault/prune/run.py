@@ -107,7 +107,7 @@ async def prune(
 
 async def _mark(ctx: PruneContext, copied: set[str]) -> None:
     """Step 6: condemn, in one PLAN."""
-    marked = mark(candidates(ctx), ctx.live.live, ctx.live.locations, ctx.blocked(), ctx.blobs)
+    marked = mark(candidates(ctx), ctx.live.live, ctx.live.locations, ctx.blocked(), ctx.blobs, first=copied)
     unindexed = ctx.loaded.unindexed
     live = ctx.live.live
     packs = []
