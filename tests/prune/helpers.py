@@ -13,6 +13,7 @@ from tests.e2e import KDF, PASSWORD
 from tests.support import FakeClock, MemoryBackend
 from tests.support.trees import Snapshot, assert_trees_equal, snapshot_tree
 from tiervault.backend.base import Backend
+from tiervault.core.chunker import ChunkerParams
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.gcobjects import HeartbeatRecord
 from tiervault.repo.gcstate import GRACE
@@ -20,13 +21,16 @@ from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import datetime_iso
 
 MiB = 1 << 20
+#: small chunks (~48 KiB): one file's chunks share a pack, so a file whose tail changes between
+#: points leaves a partly live pack once the older point is forgotten (deterministically)
+SMALL_CHUNKS = ChunkerParams(min_size=16 << 10, avg_size=32 << 10, max_size=128 << 10)
 
 
 async def memory_vault(
     clock: FakeClock, backend: Backend | None = None
 ) -> tuple[tiervault.Vault, Repository]:
     be = backend if backend is not None else MemoryBackend(clock=clock)
-    repo = await Repository.init(be, PASSWORD.encode(), pack_size=MiB, kdf=KDF)
+    repo = await Repository.init(be, PASSWORD.encode(), pack_size=MiB, kdf=KDF, chunker=SMALL_CHUNKS)
     return tiervault.Vault(repo, clock=clock), repo
 
 
@@ -45,6 +49,11 @@ def write_files(root: Path, files: dict[str, bytes], *, remove: str | None = Non
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
+
+
+def tail_changed(i: int) -> bytes:
+    """A 600 KB file whose first 400 KB stay and whose last 200 KB change with ``i``."""
+    return noise(12345, 400_000) + noise(1000 + i, 200_000)
 
 
 def noise(seed: int, n: int) -> bytes:

@@ -18,6 +18,7 @@ from tests.prune.helpers import (
     noise,
     restore_matches,
     stored_bytes,
+    tail_changed,
     write_files,
 )
 from tests.support import FakeClock, MemoryBackend
@@ -141,11 +142,11 @@ async def test_a_partly_live_pack_is_repacked_and_the_index_consolidated(tmp_pat
     backend = repo.backend
     assert isinstance(backend, MemoryBackend)
     src = tmp_path / "src"
-    # small files share one data pack: keep one, forget the other
-    write_files(src, {"keep.bin": noise(1, 100_000), "drop.bin": noise(2, 400_000)})
+    # one file's chunks share a pack: its changed tail leaves the old pack partly live
+    write_files(src, {"big.bin": tail_changed(0)})
     await vault.protect(src, name="src")
     await vault.snapshot("src")
-    write_files(src, {}, remove="drop.bin")
+    write_files(src, {"big.bin": tail_changed(1)})
     kept = await vault.snapshot("src")
     expected = snapshot_tree(src)
     await vault.forget(policy=tiervault.Policy(keep_last=1))

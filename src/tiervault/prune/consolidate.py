@@ -46,13 +46,15 @@ async def index_orphans(ctx: PruneContext) -> None:
 
 def _merged(ctx: PruneContext) -> tuple[list[PackRecord], bool]:
     """The records of every index file read and written, each pack once, minus gone packs that no
-    longer exist; and whether anything was dropped."""
+    longer exist or are about to be deleted (``ctx.existing`` no longer holds those); and whether
+    anything was dropped."""
     out: dict[str, PackRecord] = {}
     for recs in ctx.loaded.index_files.values():
         for r in recs:
             out.setdefault(r.pack_id, r)
     for r in ctx.new_records:
         out.setdefault(r.pack_id, r)
+    # gone packs that no longer exist, and those this run's sweep deletes right after
     dropped = {pid for pid in out if pid in ctx.gone and pid not in ctx.existing}
     return [r for pid, r in sorted(out.items()) if pid not in dropped], bool(dropped)
 

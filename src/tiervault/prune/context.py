@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tiervault.core.format.gcobjects import CondemnedPack
 from tiervault.core.format.indexfile import PackRecord
 from tiervault.prune.decide import Blobs
 from tiervault.prune.liveset import LiveSet
@@ -31,8 +32,10 @@ class PruneContext:
     #: plans not swept (yet) in this run: their packs are condemned
     pending: dict[str, set[str]] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
-    #: plan ids deleted by this run
+    #: plan ids this run deletes (after the packs of ``to_delete``)
     plans_deleted: set[str] = field(default_factory=set)
+    #: swept packs, deleted once the consolidated index is stored
+    to_delete: list[CondemnedPack] = field(default_factory=list)
     #: pack records of index files this run stored (repaired orphans, repacked packs)
     new_records: list[PackRecord] = field(default_factory=list)
     written_index: list[str] = field(default_factory=list)

@@ -1,4 +1,5 @@
-"""One prune run, steps 1-9 of docs/format.md, "prune, step by step". A dry run takes the lease and
+"""One prune run, steps 1-9 of docs/format.md, "prune, step by step" (the swept packs are deleted
+after the consolidation of step 7, see ``sweep``). A dry run takes the lease and
 writes its own heartbeat (its store time is the run's "now"), runs steps 2-3, and computes 4-8
 without storing or deleting anything else."""
 
@@ -20,7 +21,7 @@ from tiervault.prune.load import load
 from tiervault.prune.repack import candidates, choose, repack
 from tiervault.prune.report import PruneReport
 from tiervault.prune.requests import PruneBackend
-from tiervault.prune.sweep import sweep
+from tiervault.prune.sweep import delete_swept, sweep
 from tiervault.repo.gcstate import HEARTBEAT_EXPIRY, MAX_SKEW
 from tiervault.repo.provenance import host_name
 from tiervault.repo.repository import Repository
@@ -89,13 +90,15 @@ async def prune(
         ctx = PruneContext.create(prepo, view, backend, loaded, live, now, report, dry_run)
         backend.step = "sweep"
         await index_orphans(ctx)
-        await sweep(ctx)
+        await sweep(ctx)  # decides and stores the GONE objects; the deletes follow step 7
         backend.step = "repack"
         copied = await repack(ctx, choose(ctx, max_unused, max_repack_bytes))
         backend.step = "mark"
         await _mark(ctx, copied)
         backend.step = "consolidate"
         listed = await consolidate(ctx)
+        backend.step = "sweep"
+        await delete_swept(ctx)
         backend.step = "retire"
         await _retire(ctx, await listed_now(ctx, listed))
     finally:

@@ -1,6 +1,8 @@
 """Step 4 of a prune, the sweep (docs/format.md, "prune, step by step"; invariants 11, 12): finish
 the sweeps a killed prune left (a PLAN that has a GONE), then sweep every due plan oldest first:
-reinstate the packs a live chunk still needs, store the GONE, delete the rest, delete the PLAN."""
+reinstate the packs a live chunk still needs and store the GONE. The swept packs are deleted, then
+their PLANs, only once the consolidated index that no longer lists them is stored (step 7), so no
+index file a reader opens later names a deleted pack."""
 
 from __future__ import annotations
 
@@ -16,23 +18,33 @@ from tiervault.prune.report import Deferred
 log = logging.getLogger("tiervault.prune")
 
 
-async def _delete_packs(ctx: PruneContext, packs: list[CondemnedPack]) -> None:
-    present = [p for p in packs if p.id in ctx.existing]
-    if not ctx.dry_run and present:
-        await ctx.backend.delete_many([p.name for p in present])
-    for p in present:
-        ctx.existing.discard(p.id)
-        ctx.report.swept.append(p.id)
-        ctx.report.bytes_freed += ctx.sizes.get(p.id, 0)
+def _delete_packs(ctx: PruneContext, packs: list[CondemnedPack]) -> None:
+    """Decide to delete ``packs``: they leave the index at the consolidation, and are deleted right
+    after it (``delete_swept``)."""
+    for p in packs:
+        if p.id in ctx.existing:
+            ctx.existing.discard(p.id)
+            ctx.to_delete.append(p)
+            ctx.report.swept.append(p.id)
+            ctx.report.bytes_freed += ctx.sizes.get(p.id, 0)
 
 
-async def _delete_plan(ctx: PruneContext, plan_id: str) -> None:
-    if not ctx.dry_run:
+def _delete_plan(ctx: PruneContext, plan_id: str) -> None:
+    ctx.plans_deleted.add(plan_id)
+
+
+async def delete_swept(ctx: PruneContext) -> None:
+    """After the consolidated index (which no longer lists them) is stored: delete the swept packs,
+    then their PLANs (invariant 12: the PLAN goes after the last pack)."""
+    if ctx.dry_run:
+        return
+    if ctx.to_delete:
+        await ctx.backend.delete_many([p.name for p in ctx.to_delete])
+    for plan_id in sorted(ctx.plans_deleted):
         try:
             await ctx.backend.delete("gc/" + plan_id)
         except ObjectNotFoundError:
             pass
-    ctx.plans_deleted.add(plan_id)
 
 
 async def finish_killed(ctx: PruneContext) -> None:
@@ -49,9 +61,9 @@ async def finish_killed(ctx: PruneContext) -> None:
         for pid in sorted(keep):
             log.warning("gone pack %s holds a live chunk found nowhere else: kept", pid[:12])
             ctx.report.reinstated.append(pid)
-        await _delete_packs(ctx, [p for p in still if p.id not in keep])
+        _delete_packs(ctx, [p for p in still if p.id not in keep])
         ctx.pending.pop(gone.record.plan, None)
-        await _delete_plan(ctx, gone.record.plan)
+        _delete_plan(ctx, gone.record.plan)
 
 
 async def sweep(ctx: PruneContext) -> None:
@@ -82,5 +94,5 @@ async def sweep(ctx: PruneContext) -> None:
             await ctx.repo.objects.save_plain("gc/", ObjectType.GONE, record.to_bytes())
         ctx.gone.update(p.id for p in rest)
         del ctx.pending[plan.id]
-        await _delete_packs(ctx, list(rest))
-        await _delete_plan(ctx, plan.id)
+        _delete_packs(ctx, list(rest))
+        _delete_plan(ctx, plan.id)
