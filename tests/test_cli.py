@@ -737,6 +737,7 @@ COMMANDS = {
     ("snapshot",),
     ("points",),
     ("forget",),
+    ("prune",),
     ("ls",),
     ("restore",),
     ("check",),

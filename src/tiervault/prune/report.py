@@ -31,6 +31,11 @@ class Deferred:
 
 @dataclass
 class PruneReport:
+    """What one prune did (or, with ``dry_run``, would do): the packs swept (deleted), reinstated,
+    condemned (deleted by a later run) and repacked, the index files before and after, the plans
+    whose sweep waits (until when, held by which writer heartbeat), bytes freed now and by the next
+    run, requests made per step, and why it refused to delete anything (``refused``)."""
+
     dry_run: bool = False
     #: why nothing was deleted (a damaged snapshot or tree, a chunk without location); empty: ran
     refused: list[str] = field(default_factory=list)
