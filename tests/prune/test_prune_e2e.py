@@ -4,6 +4,7 @@ restores exactly and check passes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from tests.support import FakeClock, MemoryBackend
 from tests.support.memory import StoredObject
 from tests.support.trees import Snapshot, snapshot_tree
 from tiervault.core.format.envelope import ObjectType
-from tiervault.core.format.gcobjects import HeartbeatRecord
+from tiervault.core.format.gcobjects import CondemnedPack, GoneRecord, HeartbeatRecord, PlanRecord
 from tiervault.errors import LeaseHeldError
 from tiervault.prune import prune
 from tiervault.repo.gcstate import LEASE_NAME
@@ -239,3 +240,68 @@ async def test_a_damaged_index_file_is_worked_around_through_pack_headers(tmp_pa
     assert second.ok and second.swept and bad in backend.objects
     fresh = await _reopen(backend, clock)
     await restore_matches(fresh, points[-1][0], points[-1][1], tmp_path / "out")
+
+
+class _LeaseThief(MemoryBackend):
+    """When the prune stores its PLAN, 2 minutes pass (a suspended host) and another prune takes
+    the lapsed lease: the next mutating request must not happen."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.clock = clock
+        self.armed = False
+        self.after_theft: list[str] = []
+
+    async def put_if_absent(self, name: str, data: bytes | memoryview) -> bool:
+        if self.armed and self.after_theft == [] and name.startswith("gc/"):
+            created = await super().put_if_absent(name, data)
+            self.clock.advance(120)
+            await self.acquire_lease(LEASE_NAME, duration=60)  # the other prune
+            self.after_theft.append("theft")
+            return created
+        if self.after_theft:
+            self.after_theft.append("put " + name)
+        return await super().put_if_absent(name, data)
+
+    async def delete(self, name: str) -> None:
+        if self.after_theft:
+            self.after_theft.append("delete " + name)
+        await super().delete(name)
+
+    async def delete_many(self, names: Sequence[str]) -> None:
+        if self.after_theft:
+            self.after_theft.append(f"delete_many {len(names)}")
+        await super().delete_many(names)
+
+
+async def test_a_lost_lease_stops_the_prune_before_its_next_request(tmp_path: Path) -> None:
+    clock = FakeClock()
+    backend = _LeaseThief(clock)
+    vault, repo = await memory_vault(clock, backend)
+    await _history(vault, tmp_path / "src", 3)
+    await vault.forget(policy=tiervault.Policy(keep_last=1))
+    backend.armed = True
+    index_before = {n for n in backend.objects if n.startswith("index/")}
+    with pytest.raises(LeaseHeldError, match="lost"):
+        await prune(repo, clock=clock)
+    assert backend.after_theft == ["theft"]  # no store, no delete after the lease was lost
+    assert index_before <= {n for n in backend.objects if n.startswith("index/")}  # none deleted
+
+
+async def test_a_crafted_gone_cannot_delete_a_live_pack(tmp_path: Path) -> None:
+    clock = FakeClock()
+    vault, repo = await memory_vault(clock)
+    backend = repo.backend
+    assert isinstance(backend, MemoryBackend)
+    points = await _history(vault, tmp_path / "src", 2)
+    packs = sorted(n for n in backend.objects if n.startswith(("data/", "meta/")))
+    named = tuple(CondemnedPack(n.rsplit("/", 1)[-1], n.split("/")[0], "unreferenced") for n in packs)
+    named = tuple(sorted(named, key=lambda p: p.id))
+    plan = await repo.objects.save_plain("gc/", ObjectType.PLAN, PlanRecord(named, (), "evil", 1).to_bytes())
+    gone = GoneRecord(plan.removeprefix("gc/"), named, False, None)
+    await repo.objects.save_plain("gc/", ObjectType.GONE, gone.to_bytes())
+    report = await prune(repo, clock=clock)
+    assert report.ok and report.reinstated  # every pack a point needs is kept
+    fresh = await _reopen(backend, clock)
+    for i, (pid, expected) in enumerate(points):
+        await restore_matches(fresh, pid, expected, tmp_path / f"out{i}")
