@@ -103,13 +103,19 @@ async def test_a_writer_heartbeat_from_before_the_mark_holds_the_sweep(tmp_path:
 
     dry = await prune(repo, clock=clock, dry_run=True)
     assert not dry.swept and [d.heartbeat for d in dry.deferred] == [beat1]
+    assert dry.requests["load"] > 0 and "sweep" not in dry.would_request
     assert dry.deferred[0].host == "otherhost" and dry.deferred[0].pid == 4242
     held = await prune(repo, clock=clock)
     assert not held.swept and held.deferred[0].heartbeat == beat1
     assert {p for p, _ in first.condemned} <= {n.rsplit("/", 1)[-1] for n in backend.objects}
 
     await backend.delete(beat1)  # the session ended
+    before = _objects(backend)
+    free = await prune(repo, clock=clock, dry_run=True)
+    assert free.dry_run and free.swept and free.bytes_freed > 0 and free.would_request["sweep"] >= 3
+    assert _objects(backend) == before  # a dry run changes nothing
     done = await prune(repo, clock=clock)
+    assert done.swept == free.swept
     assert {p for p, _ in first.condemned} <= set(done.swept)
 
 

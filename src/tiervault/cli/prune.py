@@ -102,6 +102,9 @@ def print_report(ctx: Context, report: PruneReport) -> None:
     for w in report.warnings:
         t.add_row("warning", w)
     t.add_row("requests", ", ".join(f"{k} {v}" for k, v in report.requests.items()))
+    if report.dry_run:
+        would = ", ".join(f"{k} {v}" for k, v in report.would_request.items()) or "none"
+        t.add_row("would request", would)
     out.print(t)
 
 

@@ -65,6 +65,8 @@ class PruneReport:
     bytes_freed: int = 0  #: by this run's sweeps
     bytes_next: int = 0  #: held by condemned packs, freed by a later run
     requests: dict[str, int] = field(default_factory=dict)
+    #: dry run only: the stores, deletes and repack reads a real run would make now, per step
+    would_request: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -95,4 +97,5 @@ class PruneReport:
             "bytes_freed": self.bytes_freed,
             "bytes_next": self.bytes_next,
             "requests": dict(self.requests),
+            "would_request": dict(self.would_request),
         }

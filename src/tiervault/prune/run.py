@@ -20,7 +20,7 @@ from tiervault.prune.liveset import live_set, view_of
 from tiervault.prune.load import load
 from tiervault.prune.repack import candidates, choose, repack
 from tiervault.prune.report import PruneReport
-from tiervault.prune.requests import PruneBackend
+from tiervault.prune.requests import DELETE_BATCH, PruneBackend
 from tiervault.prune.sweep import delete_swept, sweep
 from tiervault.repo.gcstate import HEARTBEAT_EXPIRY, MAX_SKEW
 from tiervault.repo.provenance import host_name
@@ -101,6 +101,8 @@ async def prune(
         await delete_swept(ctx)
         backend.step = "retire"
         await _retire(ctx, await listed_now(ctx, listed))
+        if dry_run:
+            report.would_request = _estimate(ctx, repo.pack_size)
     finally:
         backend.step = "release"
         await lease.close()
@@ -151,3 +153,23 @@ async def _retire(ctx: PruneContext, listed: set[str]) -> None:
         await ctx.backend.delete(g.name)
     if retire.delete:
         await ctx.backend.delete_many([g.name for g in retire.delete])
+
+
+def _batches(n: int) -> int:
+    return -(-n // DELETE_BATCH)
+
+
+def _estimate(ctx: PruneContext, pack_size: int) -> dict[str, int]:
+    """The mutating requests (and repack reads) a real run would make now, per step: a dry run's
+    ``requests`` count only the reads it made."""
+    r = ctx.report
+    out = {
+        "sweep": 2 * len(ctx.plans_deleted) + _batches(len(r.swept)) + (1 if r.indexed_orphans else 0),
+        "repack": (len(r.repacked) + -(-r.repack_copied_bytes // pack_size) + 1) if r.repacked else 0,
+        "mark": 1 if r.condemned else 0,
+        "consolidate": 0,
+        "retire": 2 * r.gone_unlisted + _batches(r.gone_deleted),
+    }
+    if r.index_files_after != r.index_files_before:
+        out["consolidate"] = r.index_files_after + _batches(r.index_files_before)
+    return {k: v for k, v in out.items() if v}
