@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from tiervault.backend.base import Lease
-from tiervault.clock import Clock
+from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.gcobjects import HeartbeatRecord
 from tiervault.errors import BackendError, LeaseHeldError, ObjectNotFoundError
@@ -24,6 +26,17 @@ from tiervault.repo.snapshots import datetime_iso
 from tiervault.version import __version__
 
 log = logging.getLogger("tiervault.prune")
+
+
+def suspension_counting(clock: Clock) -> Callable[[], float]:
+    """Seconds that keep counting while the host is suspended (docs/format.md, "Time"):
+    ``CLOCK_BOOTTIME`` on Linux, the wall clock elsewhere; a test's clock as it is."""
+    if clock is not SYSTEM_CLOCK:
+        return clock.monotonic
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return lambda: time.clock_gettime(boottime)
+    return time.time
 
 
 async def holder_error(backend: PruneBackend, objects: SealedObjects, cause: Exception) -> LeaseHeldError:
@@ -48,9 +61,10 @@ class PruneLease:
 
     def __init__(self, backend: PruneBackend, objects: SealedObjects, clock: Clock) -> None:
         self.backend, self.objects, self.clock = backend, objects, clock
+        self._elapsed = suspension_counting(clock)
         self.session = os.urandom(16).hex()
         self._lease: Lease | None = None
-        self._renewed = 0.0  #: clock.monotonic() of the last successful renewal
+        self._renewed = 0.0  #: ``_elapsed()`` at the last successful renewal
         self._seq = 0
         self._beat: str | None = None
         self._started: str | None = None
@@ -63,7 +77,7 @@ class PruneLease:
             self._lease = await self.backend.acquire_lease(LEASE_NAME, duration=PRUNE_LEASE)
         except LeaseHeldError as exc:
             raise await holder_error(self.backend, self.objects, exc) from None
-        self._renewed = self.clock.monotonic()
+        self._renewed = self._elapsed()
 
     def _record(self) -> HeartbeatRecord:
         expires = datetime.fromtimestamp(self.clock.now() + PRUNE_LEASE).astimezone()
@@ -103,7 +117,7 @@ class PruneLease:
             except BackendError as exc:
                 self._lost = exc
                 raise LeaseHeldError(f"the prune lease on {LEASE_NAME} was lost: {exc}") from exc
-            self._renewed = self.clock.monotonic()
+            self._renewed = self._elapsed()
             if self._beat is not None:
                 self._seq += 1
                 old, self._beat = self._beat, await self._put_beat()
@@ -113,7 +127,7 @@ class PruneLease:
         """Before every mutating request: the last renewal is recent enough, or renew now."""
         if self._lost is not None:
             raise LeaseHeldError(f"the prune lease on {LEASE_NAME} was lost: {self._lost}")
-        if self.clock.monotonic() - self._renewed >= PRUNE_LEASE / 3:
+        if self._elapsed() - self._renewed >= PRUNE_LEASE / 3:
             await self.renew()
 
     async def _renew_loop(self) -> None:
