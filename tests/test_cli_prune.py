@@ -10,7 +10,8 @@ import pytest
 import tiervault
 from tests.e2e import KDF, PASSWORD
 from tests.support import FakeClock, MemoryBackend
-from tests.test_cli import FAST_KDF, Run, repo, run, snapshot_id, source, vault  # noqa: F401
+from tests.support.azurite import Azurite, unique_container_name
+from tests.test_cli import FAST_KDF, Run, repo, run, snapshot_id, source, tree, vault  # noqa: F401
 from tiervault.backend.base import Capabilities
 from tiervault.repo.repository import Repository
 
@@ -78,3 +79,40 @@ async def test_prune_refuses_a_version_1_repository_and_a_store_without_leases()
         await tiervault.Vault(noleases, clock=clock).prune()
     with pytest.raises(tiervault.UsageError, match="max_unused"):
         await tiervault.Vault(noleases, clock=clock).prune(max_unused=2.0)
+
+
+def test_prune_on_azurite(
+    source: Path,  # noqa: F811
+    run: Run,  # noqa: F811
+    tmp_path: Path,
+    azurite: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """forget --prune on Azure (Azurite): the lease, the heartbeat's store time, a PLAN; a second run
+    waits for the grace period; check passes and the kept point restores."""
+    container = unique_container_name("prune")
+    url = f"azurite://127.0.0.1:{azurite.port}/{container}"
+    monkeypatch.setenv("TIERVAULT_PASSWORD", PASSWORD)
+    monkeypatch.setenv("TIERVAULT_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        assert run("-r", url, "init", *FAST_KDF).code == 0
+        assert run("-r", url, "protect", str(source), "--name", "src").code == 0
+        for i in range(3):
+            _change(source, i)
+            assert run("-r", url, "snapshot", "src").code == 0
+        res = run("-r", url, "forget", "--keep-last", "1", "--prune", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["prune"]["condemned"]
+        res = run("-r", url, "prune", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["deferred"] and not res.json()["swept"]
+        with azurite.service_client() as client:
+            blobs = [b.name for b in client.get_container_client(container).list_blobs()]
+        assert any(b.startswith("gc/") for b in blobs) and "locks/prune" in blobs
+        assert not [b for b in blobs if b.startswith("locks/") and b != "locks/prune"]  # heartbeats gone
+        assert run("-r", url, "--no-cache", "check").code == 0
+        target = tmp_path / "restored"
+        assert run("-r", url, "--no-cache", "restore", "latest:src", "--target", str(target)).code == 0
+        assert tree(target) == tree(source)
+    finally:
+        azurite.delete_container(container)
