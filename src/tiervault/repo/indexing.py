@@ -21,8 +21,8 @@ from tiervault.core.format.pack import (
     open_header,
     parse_prelude,
 )
-from tiervault.errors import IntegrityError
-from tiervault.repo.index import Index, pack_name
+from tiervault.errors import IntegrityError, ObjectNotFoundError
+from tiervault.repo.index import NORMAL, Index, PackRanks, pack_name
 from tiervault.repo.objects import SealedObjects, bounded_gather, put_hashed
 
 log = logging.getLogger("tiervault.repo")
@@ -56,25 +56,54 @@ class IndexFiles:
         """Load every index file. A damaged one is logged and kept in ``errors`` (``check`` reports
         it; a restore that needs a chunk only it listed fails naming it) instead of making the whole
         repository unusable."""
-        names = await self.names()
+        self.errors.extend(await self._load_into(self.index))
+
+    async def _load_into(self, index: Index) -> list[IntegrityError]:
+        """Load every index file into ``index``; the damaged ones are returned. A file listed but absent
+        when read was replaced by a consolidation, which stored its successors first: ``index/`` is
+        listed again and what is new is loaded too."""
+        errors: list[IntegrityError] = []
+        seen: set[str] = set()
+        absent = True
 
         async def load(name: str) -> list[PackRecord]:
+            nonlocal absent
             try:
                 return await self.load_file(name)
             except IntegrityError as exc:
                 log.error("%s", exc)
-                self.errors.append(exc)
-                return []
+                errors.append(exc)
+            except ObjectNotFoundError:
+                absent = True
+            return []
 
-        for records in await bounded_gather([functools.partial(load, n) for n in names]):
-            for rec in records:
-                self.index.add_record(rec)
+        while absent:
+            absent = False
+            names = [n for n in await self.names() if n not in seen]
+            seen.update(names)
+            for records in await bounded_gather([functools.partial(load, n) for n in names]):
+                for rec in records:
+                    index.add_record(rec)
+        return errors
+
+    async def reload(self, ranks: PackRanks | None) -> None:
+        """A fresh view (format version 2, writer rule 2): every index file read again into a new
+        ``Index`` under ``ranks``, with the records not yet in an index file, then swapped into
+        ``self.index``. No flush runs meanwhile, so no stored pack is missed."""
+        async with self._flush_lock:
+            fresh = Index(ranks)
+            errors = await self._load_into(fresh)
+            async with self._pending_lock:
+                for rec in self._pending:
+                    fresh.add_record(rec)
+                self.index.replace(fresh)
+                self.errors[:] = errors
 
     async def add(self, rec: PackRecord) -> None:
         """A stored pack: known in memory now, in an index file at the next ``flush`` (which comes by
         itself every ``INDEX_FLUSH_PACKS`` packs)."""
-        self.index.add_record(rec)
-        async with self._pending_lock:
+        async with self._pending_lock:  # with the record, so that a reload never misses it
+            self.index.add_record(rec)
             self._pending.append(rec)
             due = len(self._pending) >= INDEX_FLUSH_PACKS
         if due:  # a long snapshot indexes its packs as it goes: an interruption loses little
@@ -103,13 +132,15 @@ class IndexFiles:
         """Index packs that reached storage but not an index file (an interrupted snapshot), so the
         next snapshot reuses their chunks instead of uploading them again. Reads only each orphan's
         prelude, header and trailer. A pack whose header does not authenticate is left to ``check``.
-        Returns how many packs were recovered."""
+        Returns how many packs were recovered. Under format version 2 only packs neither condemned nor
+        gone in the current view are adopted (writer rule 4)."""
         known = self.index.pack_ids()
         orphans = []
         for kind in PackKind:
             async for info in self.backend.list(kind.prefix + "/"):
                 pid = info.name.rsplit("/", 1)[-1]
-                if pid not in known and len(pid) == 64:
+                # version 2: a pack a prune condemned (or swept) is left to it (writer rule 4)
+                if pid not in known and len(pid) == 64 and self.index.pack_rank(pid) == NORMAL:
                     orphans.append((kind, pid, info.size))
 
         records = await bounded_gather([functools.partial(self._recover, *o) for o in orphans])

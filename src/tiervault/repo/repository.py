@@ -26,6 +26,8 @@ from tiervault.core.format.keyfile import CONFIG_NAME, decode_config, encode_con
 from tiervault.core.format.pack import PackEntry, PackKind
 from tiervault.core.format.tree import Node
 from tiervault.errors import IntegrityError, ObjectNotFoundError, RepositoryExistsError, UsageError
+from tiervault.repo.gcstate import GcState, load_gc_state
+from tiervault.repo.heartbeat import WriterSessions
 from tiervault.repo.index import Index, Location, PackInfo
 from tiervault.repo.indexing import INDEX_FLUSH_PACKS, IndexFiles
 from tiervault.repo.keyring import Keyring, read_config, unlock
@@ -61,6 +63,10 @@ class Repository:
         self.packs = Packs(backend, keys, self.index, self.index_files)
         self.trees = Trees(backend, self.index, self.packs)
         self.points = Points(backend, self.objects)
+        #: the GC state of the last view (format version 2; empty for version 1 or before a load)
+        self.gc = GcState()
+        #: the snapshot sessions running on this repository and their heartbeat series
+        self.sessions = WriterSessions(backend, self.objects)
 
     @classmethod
     async def init(
@@ -105,6 +111,11 @@ class Repository:
         repo = cls(backend, config, keys, key_name)
         await repo.load_index()
         return repo
+
+    @property
+    def gc_enabled(self) -> bool:
+        """Whether the repository follows the garbage-collection rules (format version 2)."""
+        return int(self.config["version"]) >= 2
 
     @property
     def put_needs_bytes(self) -> bool:
@@ -152,6 +163,17 @@ class Repository:
 
     async def load_index(self) -> None:
         await self.index_files.load_all()
+
+    async def refresh_gc_view(self, *, reload_index: bool) -> GcState:
+        """Read ``gc/`` again and apply it to the in-memory index: every index file read again into a
+        fresh view (``reload_index``), or the new ranks applied to the locations held (writer rule 2)."""
+        state = await load_gc_state(self.backend, self.objects)
+        self.gc = state
+        if reload_index:
+            await self.index_files.reload(state)
+        else:
+            self.index.set_ranks(state)
+        return state
 
     async def index_names(self) -> list[str]:
         return await self.index_files.names()
