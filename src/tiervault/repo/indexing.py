@@ -86,14 +86,18 @@ class IndexFiles:
                     index.add_record(rec)
         return errors
 
-    async def reload(self, ranks: PackRanks | None) -> None:
+    async def reload(self, ranks: PackRanks | None, *, drop_unusable: bool = False) -> None:
         """A fresh view (format version 2, writer rule 2): every index file read again into a new
         ``Index`` under ``ranks``, with the records not yet in an index file, then swapped into
-        ``self.index``. No flush runs meanwhile, so no stored pack is missed."""
+        ``self.index``. No flush runs meanwhile, so no stored pack is missed. ``drop_unusable`` (no
+        session runs): records left pending by a failed session whose packs a prune has condemned
+        or swept since are dropped, as an orphan would not be adopted (writer rule 4)."""
         async with self._flush_lock:
             fresh = Index(ranks)
             errors = await self._load_into(fresh)
             async with self._pending_lock:
+                if drop_unusable:
+                    self._pending = [r for r in self._pending if fresh.pack_rank(r.pack_id) == NORMAL]
                 for rec in self._pending:
                     fresh.add_record(rec)
                 self.index.replace(fresh)

@@ -205,6 +205,11 @@ class Repository:
         return await self.index_files.load_file(name)
 
     async def load_index(self) -> None:
+        """Load every index file; under version 2 after ``gc/``, so that reads prefer a location in a
+        pack neither condemned nor gone (a gone pack's only as the last resort)."""
+        if self.gc_enabled:
+            self.gc = await load_gc_state(self.backend, self.objects)
+            self.index.set_ranks(self.gc)
         await self.index_files.load_all()
 
     async def refresh_gc_view(self, *, reload_index: bool) -> GcState:
@@ -213,7 +218,7 @@ class Repository:
         state = await load_gc_state(self.backend, self.objects)
         self.gc = state
         if reload_index:
-            await self.index_files.reload(state)
+            await self.index_files.reload(state, drop_unusable=True)
         else:
             self.index.set_ranks(state)
         return state
