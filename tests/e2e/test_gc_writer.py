@@ -5,6 +5,7 @@ whose store times come from a ``FakeClock``. What a prune does is done by hand (
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -307,3 +308,41 @@ async def test_version_1_writes_nothing_under_locks_or_gc(tmp_path: Path) -> Non
         await vault.snapshot("src")
     assert not [n for m, n in rec.calls if m != "list" and n.startswith(("locks/", "gc/"))]
     assert not [n for n in store.objects if n.startswith(("locks/", "gc/"))]
+
+
+async def test_a_stopped_run_keeps_no_parent_subtree_from_a_condemned_pack(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A checkpoint (deadline) keeps the parent's unvisited directories by reference: not when their
+    trees or chunks are only in condemned packs (they are left for the next run instead)."""
+    s = setup
+    wide = tmp_path / "wide"
+    rnd = random.Random(8)
+    # more large files than the readers queue (8 per worker): the walk waits for one to finish, and
+    # the deadline stops it before it reaches zz/, which the checkpoint would keep by reference
+    files = 8 * (os.cpu_count() or 2) + 4
+    spec = {f"f{i:03d}.bin": File(rnd.randbytes(260 * KiB)) for i in range(files)}
+    spec["zz/inner/x.txt"] = File(b"kept by reference\n")
+    build_tree(wide, spec)
+    await s.vault.protect(wide, name="wide")
+    await s.vault.snapshot("wide")
+    old = await pack_names(s.store)
+    await condemn(s.store, old)
+    stopped = await s.vault.snapshot("wide", deadline=0.5)
+    assert stopped.point.incomplete
+    where = await locations(s.store)
+    for cid in await chunks_of(s.store, stopped.point.id):
+        assert where[cid] - old, f"chunk {cid.hex()[:12]} is only in a condemned pack"
+    assert [w["path"] for w in stopped.warnings if "condemned" in w["warning"]] == ["zz"]
+
+
+async def test_a_damaged_gc_object_makes_every_commit_check(setup: Setup) -> None:
+    """A GONE that does not open may hide swept packs: the commit checks the packs it uses."""
+    s = setup
+    await _second_point_with_a_new_file(s)
+    await s.store.put_if_absent("gc/" + "ab" * 32, b"not a sealed object")
+    s.rec.calls.clear()
+    await s.vault.snapshot("src")
+    renewal = s.rec.names("put_if_absent", "locks/")[-1]
+    commit = s.rec.calls[s.rec.calls.index(("put_if_absent", renewal)) :]
+    assert ("list", "data/") in commit and ("list", "gc/") in commit
