@@ -346,3 +346,27 @@ async def test_a_damaged_gc_object_makes_every_commit_check(setup: Setup) -> Non
     renewal = s.rec.names("put_if_absent", "locks/")[-1]
     commit = s.rec.calls[s.rec.calls.index(("put_if_absent", renewal)) :]
     assert ("list", "data/") in commit and ("list", "gc/") in commit
+
+
+async def test_a_session_sees_other_writers_index_files_and_reads_only_those(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """With the GC state unchanged, a new session's view adds the index files written since (another
+    process's, here) without reading again those it holds; the other writer's chunks dedup."""
+    s = setup
+    await s.vault.snapshot("src")
+    mine = {n for _, n in [c for c in s.rec.calls if c[0] == "put_if_absent"] if n.startswith("index/")}
+    shared = random.Random(4).randbytes(150 * KiB)
+    other_src, again = tmp_path / "o", tmp_path / "again"
+    build_tree(other_src, {"shared.bin": File(shared)})
+    build_tree(again, {"copy.bin": File(shared)})
+    other = tiervault.Vault(await Repository.open(s.store, PASSWORD.encode()), clock=s.clock)
+    await other.protect(other_src, name="other")
+    await other.snapshot("other")
+    theirs = {i.name async for i in s.store.list("index/")} - mine
+    assert theirs
+    await s.vault.protect(again, name="again")
+    s.rec.calls.clear()
+    result = await s.vault.snapshot("again")
+    assert result.stats.chunks_new == 1, "the other writer's chunks were stored again"  # the new root tree
+    assert set(s.rec.names("get", "index/")) == theirs

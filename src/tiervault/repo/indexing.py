@@ -41,6 +41,10 @@ class IndexFiles:
         self._pending: list[PackRecord] = []
         self._pending_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
+        #: the index files read into ``index`` (and written by this process) since the last full load
+        self.loaded: set[str] = set()
+        #: which GC view ``index``'s ranks come from (``Repository.refresh_gc_view``), None if unknown
+        self.view_token: object = None
 
     async def names(self) -> list[str]:
         return [info.name async for info in self.backend.list("index/")]
@@ -52,18 +56,22 @@ class IndexFiles:
         except FormatError as exc:
             raise IntegrityError(name, str(exc)) from exc
 
-    async def load_all(self) -> None:
+    async def load_all(self, *, token: object = None) -> None:
         """Load every index file. A damaged one is logged and kept in ``errors`` (``check`` reports
         it; a restore that needs a chunk only it listed fails naming it) instead of making the whole
-        repository unusable."""
-        self.errors.extend(await self._load_into(self.index))
+        repository unusable. ``token`` names the GC view the index's ranks come from (``view_token``)."""
+        errors, self.loaded = await self._load_into(self.index)
+        self.errors.extend(errors)
+        self.view_token = token
 
-    async def _load_into(self, index: Index) -> list[IntegrityError]:
-        """Load every index file into ``index``; the damaged ones are returned. A file listed but absent
-        when read was replaced by a consolidation, which stored its successors first: ``index/`` is
-        listed again and what is new is loaded too."""
+    async def _load_into(
+        self, index: Index, skip: set[str] | None = None
+    ) -> tuple[list[IntegrityError], set[str]]:
+        """Load every index file (but those in ``skip``) into ``index``; returns the damaged ones and
+        the names read. A file listed but absent when read was replaced by a consolidation, which
+        stored its successors first: ``index/`` is listed again and what is new is loaded too."""
         errors: list[IntegrityError] = []
-        seen: set[str] = set()
+        seen: set[str] = set(skip or ())
         absent = True
 
         async def load(name: str) -> list[PackRecord]:
@@ -84,17 +92,20 @@ class IndexFiles:
             for records in await bounded_gather([functools.partial(load, n) for n in names]):
                 for rec in records:
                     index.add_record(rec)
-        return errors
+        return errors, seen
 
-    async def reload(self, ranks: PackRanks | None, *, drop_unusable: bool = False) -> None:
+    async def reload(
+        self, ranks: PackRanks | None, *, drop_unusable: bool = False, token: object = None
+    ) -> None:
         """A fresh view (format version 2, writer rule 2): every index file read again into a new
         ``Index`` under ``ranks``, with the records not yet in an index file, then swapped into
         ``self.index``. No flush runs meanwhile, so no stored pack is missed. ``drop_unusable`` (no
         session runs): records left pending by a failed session whose packs a prune has condemned
-        or swept since are dropped, as an orphan would not be adopted (writer rule 4)."""
+        or swept since are dropped, as an orphan would not be adopted (writer rule 4). ``token`` as
+        for ``load_all``."""
         async with self._flush_lock:
             fresh = Index(ranks)
-            errors = await self._load_into(fresh)
+            errors, loaded = await self._load_into(fresh)
             async with self._pending_lock:
                 if drop_unusable:
                     self._pending = [r for r in self._pending if fresh.pack_rank(r.pack_id) == NORMAL]
@@ -102,6 +113,15 @@ class IndexFiles:
                     fresh.add_record(rec)
                 self.index.replace(fresh)
                 self.errors[:] = errors
+                self.loaded, self.view_token = loaded, token
+
+    async def load_new(self) -> None:
+        """Load the index files written since the view was loaded (others' new packs): what a reload
+        would add while the GC view is the same (no pack's rank changed, so no location held is
+        worse than one a reload would pick)."""
+        async with self._flush_lock:
+            errors, self.loaded = await self._load_into(self.index, self.loaded)
+            self.errors.extend(errors)
 
     async def add(self, rec: PackRecord) -> None:
         """A stored pack: known in memory now, in an index file at the next ``flush`` (which comes by
@@ -126,11 +146,13 @@ class IndexFiles:
                 data = await asyncio.to_thread(
                     lambda: seal_object(self._key, ObjectType.INDEX, encode_index(records))
                 )
-                return await put_hashed(self.backend, "index/", data)
+                name = await put_hashed(self.backend, "index/", data)
             except BaseException:
                 async with self._pending_lock:
                     self._pending[:0] = records
                 raise
+            self.loaded.add(name)
+            return name
 
     async def recover_orphans(self) -> int:
         """Index packs that reached storage but not an index file (an interrupted snapshot), so the

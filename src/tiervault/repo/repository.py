@@ -54,6 +54,11 @@ DEFAULT_PACK_SIZE = 16 << 20
 LOCAL_PACK_SIZE = 8 << 20
 
 
+def view_token(state: GcState) -> tuple[frozenset[str], frozenset[str], int]:
+    """What the ranks of a GC view depend on: its plans and GONE records (and damaged objects)."""
+    return frozenset(state.plans), frozenset(state.gones), len(state.damaged)
+
+
 class Repository:
     """An opened repository. Create with :meth:`init` or :meth:`open`."""
 
@@ -207,20 +212,28 @@ class Repository:
     async def load_index(self) -> None:
         """Load every index file; under version 2 after ``gc/``, so that reads prefer a location in a
         pack neither condemned nor gone (a gone pack's only as the last resort)."""
+        token = None
         if self.gc_enabled:
             self.gc = await load_gc_state(self.backend, self.objects)
             self.index.set_ranks(self.gc)
-        await self.index_files.load_all()
+            token = view_token(self.gc)
+        await self.index_files.load_all(token=token)
 
     async def refresh_gc_view(self, *, reload_index: bool) -> GcState:
-        """Read ``gc/`` again and apply it to the in-memory index: every index file read again into a
-        fresh view (``reload_index``), or the new ranks applied to the locations held (writer rule 2)."""
+        """Read ``gc/`` again and apply it to the in-memory index (writer rule 2). ``reload_index``:
+        the view must show every index file too; if the GC state is what the index's ranks came from,
+        the index files written since are loaded into it, else every file is read again into a fresh
+        view. Otherwise the new ranks are applied to the locations held."""
         state = await load_gc_state(self.backend, self.objects)
         self.gc = state
-        if reload_index:
-            await self.index_files.reload(state, drop_unusable=True)
-        else:
+        token = view_token(state)
+        if not reload_index:
             self.index.set_ranks(state)
+        elif self.index_files.view_token == token:
+            self.index.set_ranks(state)  # the same ranks, from the new state's object
+            await self.index_files.load_new()
+        else:
+            await self.index_files.reload(state, drop_unusable=True, token=token)
         return state
 
     async def index_names(self) -> list[str]:
