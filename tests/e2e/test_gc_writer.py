@@ -221,13 +221,17 @@ async def _second_point_with_a_new_file(s: Setup) -> None:
     (s.src / "new.bin").write_bytes(random.Random(3).randbytes(100 * KiB))
 
 
-async def test_lapsed_writer_rescues_chunks_whose_pack_was_swept(setup: Setup, tmp_path: Path) -> None:
-    """Mid-snapshot the host is suspended past LAPSE; meanwhile a prune repacked the parent's data
-    packs, swept them, and condemned the copies too. The commit finds it lapsed, copies the chunks
-    out of the condemned copies into a new pack, and the point restores once those are swept."""
+@pytest.mark.parametrize("kinds", [("data",), ("data", "meta")])
+async def test_lapsed_writer_rescues_chunks_whose_pack_was_swept(
+    setup: Setup, tmp_path: Path, kinds: tuple[str, ...]
+) -> None:
+    """Mid-snapshot the host is suspended past LAPSE; meanwhile a prune repacked the parent's packs
+    (data, or trees too: the unchanged subdirectory's), swept them, and condemned the copies too. The
+    commit finds it lapsed, copies the chunks out of the condemned copies (or the trees it holds in
+    memory) into new packs, and the point restores once those are swept."""
     s = setup
     await _second_point_with_a_new_file(s)
-    used = await pack_names(s.store, "data")
+    used = await pack_names(s.store, *kinds)
     copies = await repack(s.store, used)
     assert copies
 

@@ -108,12 +108,14 @@ async def lapsed_check(repo: Repository, tree: bytes) -> int:
             if loc is None:
                 lost.append(LapsedWriterError("index/", f"{LAPSED} (chunk {cid.hex()[:16]} is in no index)"))
                 return
+            is_tree = loc.entry.flags & FLAG_TREE
             try:
-                data = await repo.read_blob(cid)
+                # a tree this process read (authenticated) is still in memory even if its pack is gone
+                data = (repo.cached_tree_data(cid) if is_tree else None) or await repo.read_blob(cid)
             except (IntegrityError, BackendError) as exc:
                 lost.append(LapsedWriterError(loc.pack.name, f"{LAPSED} (chunk {cid.hex()[:16]}: {exc})"))
                 return
-            kind = PackKind.META if loc.entry.flags & FLAG_TREE else PackKind.DATA
+            kind = PackKind.META if is_tree else PackKind.DATA
             await packer.add(kind, cid, data)
 
         await bounded_gather([functools.partial(rescue, c) for c in bad], limit=8)
