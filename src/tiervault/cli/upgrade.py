@@ -12,7 +12,8 @@ from .options import Commands
 def register(commands: Commands) -> None:
     commands.add(
         "upgrade",
-        "upgrade the repository to format version 2 (older tiervault versions can then not open it)",
+        "upgrade the repository to format version 2 (tiervault versions that only know version 1 can "
+        "then no longer open it; run it while no snapshot runs)",
         vault_command(_upgrade),
     )
 
