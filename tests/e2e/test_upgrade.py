@@ -244,13 +244,18 @@ async def test_an_upgrade_killed_after_a_step_reads_on_and_a_write_finishes_it(
 
 class _InitAfterDelete(LocalBackend):
     """A local store where another repository is initialised at the same place the moment ``config``
-    is deleted: a concurrent ``init`` in the upgrade's window between steps 2 and 3."""
+    is deleted: a concurrent ``init`` in the upgrade's window between steps 2 and 3, by a tiervault
+    that knows nothing of ``config.next`` (a version-1 one): its key slot, then its ``config``."""
+
+    elsewhere: Path
 
     async def delete(self, name: str) -> None:
         await super().delete(name)
         if name == "config":
-            async with LocalBackend(self.location) as other:
-                await Repository.init(other, b"someone else", kdf=KDF)
+            async with LocalBackend(self.elsewhere) as other:
+                await Repository.init(other, b"someone else", kdf=KDF, version=1)
+                for info in [i async for i in other.list("keys/")] + [await other.stat("config")]:
+                    assert await self.put_if_absent(info.name, await other.get(info.name))
 
 
 async def test_a_concurrent_init_stops_the_upgrade_and_both_configs_are_reported(
@@ -258,6 +263,7 @@ async def test_a_concurrent_init_stops_the_upgrade_and_both_configs_are_reported
 ) -> None:
     v1, _points = await _local_v1(repo_path, tmp_path / "src")
     async with _InitAfterDelete(repo_path) as backend:
+        backend.elsewhere = tmp_path / "elsewhere"
         v = Vault(await Repository.open(backend, PASSWORD.encode()))
         with pytest.raises(tiervault.RepositoryExistsError) as info:
             await v.upgrade()
@@ -338,3 +344,45 @@ def test_cli_upgrade_and_json(
     monkeypatch.setenv("TIERVAULT_PASSWORD", SECOND)
     code, out, _err = _cli(capsys, "-r", str(copy), "points", "--json")
     assert code == 0 and [p["id"] for p in json.loads(out)] == [pid for pid, _tree in points]
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+
+async def test_init_refuses_a_place_where_an_upgrade_was_killed(repo_path: Path, tmp_path: Path) -> None:
+    """Killed after step 2, only ``config.next`` is there: an init must not put a second repository."""
+    v1, _points = await _local_v1(repo_path, tmp_path / "src")
+    async with LocalBackend(repo_path) as backend:
+        await _kill_after(backend, v1, 2)
+    with pytest.raises(tiervault.RepositoryExistsError, match=r"config\.next"):
+        await tiervault.init(repo_path, password="someone else", kdf=KDF)
+    assert not (repo_path / "config").exists()
+    async with open_vault(repo_path) as v:
+        await v.upgrade()
+    _assert_upgraded(repo_path, v1)
+
+
+async def test_without_config_a_config_next_that_is_no_upgrade_is_refused(
+    repo_path: Path, tmp_path: Path
+) -> None:
+    v1, _points = await _local_v1(repo_path, tmp_path / "src")
+    (repo_path / "config").rename(repo_path / CONFIG_NEXT_NAME)  # a version-1 config under that name
+    with pytest.raises(tiervault.UnsupportedFormatError, match="not an upgraded version-2 config"):
+        await tiervault.open(repo_path, password=PASSWORD)
+    assert (repo_path / CONFIG_NEXT_NAME).read_bytes() == v1
+
+
+async def test_a_config_not_in_canonical_form_is_not_upgraded(repo_path: Path, tmp_path: Path) -> None:
+    """Its key slots vouch for its exact bytes, which the version-2 config could not give back."""
+    v1, _points = await _local_v1(repo_path, tmp_path / "src")
+    loose = json.dumps(json.loads(v1), indent=1).encode()
+    async with open_vault(repo_path) as v:
+        await v._repo.keyring.write_slot(THIRD.encode(), KDF, object_hash(loose))
+    (repo_path / "config").chmod(0o644)
+    (repo_path / "config").write_bytes(loose)
+    async with tiervault.open(repo_path, password=THIRD) as v:
+        with pytest.raises(tiervault.UnsupportedFormatError, match="canonical"):
+            await v.upgrade()
+        await v.snapshot("docs")  # still a writable version-1 repository
+    assert (repo_path / "config").read_bytes() == loose
+    assert not (repo_path / CONFIG_NEXT_NAME).exists()

@@ -23,7 +23,13 @@ from tiervault.core.crypto import MasterKeys, ScryptParams, object_hash
 from tiervault.core.format import REPOSITORY_VERSIONS, WRITE_FEATURES
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.indexfile import PackRecord
-from tiervault.core.format.keyfile import CONFIG_NAME, canonical_json, decode_config, encode_config
+from tiervault.core.format.keyfile import (
+    CONFIG_NAME,
+    CONFIG_NEXT_NAME,
+    canonical_json,
+    decode_config,
+    encode_config,
+)
 from tiervault.core.format.pack import PackEntry, PackKind
 from tiervault.core.format.tree import Node
 from tiervault.errors import (
@@ -93,12 +99,12 @@ class Repository:
             raise UsageError("an empty password is not allowed")
         if version not in REPOSITORY_VERSIONS:
             raise UsageError(f"format version must be one of {REPOSITORY_VERSIONS}, not {version!r}")
-        try:
-            await backend.stat(CONFIG_NAME)
-        except ObjectNotFoundError:
-            pass
-        else:
-            raise RepositoryExistsError(f"a repository already exists at {backend.location}")
+        for name in (CONFIG_NAME, CONFIG_NEXT_NAME):  # config.next alone: an upgrade was killed
+            try:
+                await backend.stat(name)
+            except ObjectNotFoundError:
+                continue
+            raise RepositoryExistsError(f"a repository already exists at {backend.location} ({name})")
         config_bytes = encode_config(
             os.urandom(32).hex(), now_iso(), chunker.to_json(), pack_size, version=version
         )
