@@ -206,10 +206,22 @@ async def _add_key(v: tiervault.Vault) -> None:
     await v.add_key(THIRD, kdf=KDF)
 
 
+async def _protect(v: tiervault.Vault) -> None:
+    item = await v.item("docs")
+    await v.protect(item.source, name="docs", policy=tiervault.Policy(keep_last=5))
+
+
+async def _forget(v: tiervault.Vault) -> None:
+    decisions = await v.forget(policy=tiervault.Policy(keep_last=5))  # keeps every point
+    assert all(d.keep for d in decisions)
+
+
 FINISHERS: dict[str, Callable[[tiervault.Vault], Awaitable[None]]] = {
     "snapshot": _snapshot,
     "upgrade": _upgrade,
     "add_key": _add_key,
+    "protect": _protect,
+    "forget": _forget,
 }
 
 
@@ -308,6 +320,26 @@ async def test_upgrade_on_the_memory_backend(tmp_path: Path, step: int) -> None:
         v = Vault(await Repository.open(backend, password.encode()))
         assert v._repo.format_version == 2
         await _assert_restores(v, points, tmp_path / f"after-{password.replace(' ', '-')}")
+
+
+async def test_sessions_opened_before_another_upgrade_finished(tmp_path: Path) -> None:
+    """Two sessions open the version-1 repository; both upgrade, concurrently: both succeed with the
+    same config, and ``config.next`` is gone. A third, opened at version 1 too, then writes: it finds
+    the version-2 config already there and writes by its rules."""
+    backend = MemoryBackend()
+    _repo, points = await _make_v1(backend, tmp_path / "src")
+    v1 = await backend.get("config")
+    a, b, c = [Vault(await Repository.open(backend, pw.encode())) for pw in (PASSWORD, SECOND, PASSWORD)]
+    results = await asyncio.gather(a.upgrade(), b.upgrade())
+    assert all(r.upgraded and r.version == 2 and r.upgraded_from == object_hash(v1) for r in results)
+    assert sorted(n for n in backend.objects if n.startswith("config")) == ["config"]
+    assert await backend.get("config") == upgraded_config(v1)
+    assert c._repo.format_version == 1
+    await c.snapshot("docs")
+    assert c._repo.format_version == 1  # it opened version 1 and found no config.next: version-1 rules
+    assert sorted(n for n in backend.objects if n.startswith("config")) == ["config"]
+    reader = Vault(await Repository.open(backend, SECOND.encode()))
+    await _assert_restores(reader, points, tmp_path / "after")
 
 
 # ---------------------------------------------------------------------------------------------- CLI
