@@ -374,3 +374,22 @@ async def test_a_session_sees_other_writers_index_files_and_reads_only_those(
     result = await s.vault.snapshot("again")
     assert result.stats.chunks_new == 1, "the other writer's chunks were stored again"  # the new root tree
     assert set(s.rec.names("get", "index/")) == theirs
+
+
+async def test_after_an_upgrade_in_the_same_process_the_next_snapshot_follows_version_2(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    store = MemoryBackend(clock=clock)
+    rec = RecordingBackend(store)
+    repo = await Repository.init(rec, PASSWORD.encode(), kdf=KDF, version=1)
+    build_tree(tmp_path / "src", {"a.txt": File(b"a" * 5000)})
+    vault = tiervault.Vault(repo, clock=clock)
+    await vault.protect(tmp_path / "src", name="src")
+    await vault.snapshot("src")
+    assert not rec.names("put_if_absent", "locks/")
+    assert (await vault.upgrade()).upgraded
+    rec.calls.clear()
+    await vault.snapshot("src")
+    assert rec.first("put_if_absent", "locks/") < rec.first("list", "gc/") < len(rec.calls)
+    assert await locks(store) == []
