@@ -62,7 +62,10 @@ class FakeClock:
             due = [e for e in self._sleepers if self._mono >= e[0]]
             self._sleepers = [e for e in self._sleepers if self._mono < e[0]]
         for _, fut in due:
-            fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            try:
+                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # its loop is closed: nobody waits any more
+                pass
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
