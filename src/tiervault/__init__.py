@@ -35,6 +35,7 @@ from tiervault.memory import tune_allocator
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
 from tiervault.prune import PruneReport
+from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
@@ -73,6 +74,7 @@ __all__ = [
     "TiervaultError",
     "TransientBackendError",
     "UnsupportedFormatError",
+    "UpgradeResult",
     "UsageError",
     "Vault",
     "WrongPasswordError",
