@@ -4,6 +4,7 @@ restores exactly and check passes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -311,3 +312,25 @@ async def test_a_crafted_gone_cannot_delete_a_live_pack(tmp_path: Path) -> None:
     fresh = await _reopen(backend, clock)
     for i, (pid, expected) in enumerate(points):
         await restore_matches(fresh, pid, expected, tmp_path / f"out{i}")
+
+
+async def test_a_snapshot_running_beside_a_sweep_loses_nothing(tmp_path: Path) -> None:
+    """The real writer (heartbeats, condemned packs avoided) and a sweeping prune at once, in one
+    event loop: both succeed; the new point holds content only condemned packs had, and restores."""
+    clock = FakeClock()
+    vault, repo = await memory_vault(clock)
+    src = tmp_path / "src"
+    points = await _history(vault, src, 3)
+    await vault.forget(policy=tiervault.Policy(keep_last=1))
+    assert (await prune(repo, clock=clock)).condemned
+    after_grace(clock)
+    files = {"gen0.bin": noise(0, 300_000), "more.bin": noise(77, 400_000)}  # gen0: condemned only
+    write_files(src, files)
+    other = await Repository.open(repo.backend, PASSWORD.encode())  # another process, in effect
+    snap, report = await asyncio.gather(vault.snapshot("src"), prune(other, clock=clock))
+    assert report.ok and report.swept
+    expected = snapshot_tree(src)
+    fresh = await _reopen(repo.backend, clock)  # type: ignore[arg-type]
+    assert (await fresh.check()).ok
+    await restore_matches(fresh, snap.point.id, expected, tmp_path / "out")
+    await restore_matches(fresh, points[-1][0], points[-1][1], tmp_path / "out2")
