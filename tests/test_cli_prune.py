@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.support import FakeClock, MemoryBackend
 from tests.support.azurite import Azurite, unique_container_name
 from tests.test_cli import FAST_KDF, Run, repo, run, snapshot_id, source, tree, vault  # noqa: F401
 from tiervault.backend.base import Capabilities
+from tiervault.backend.local import LocalBackend
 from tiervault.repo.repository import Repository
 
 
@@ -116,3 +118,17 @@ def test_prune_on_azurite(
         assert tree(target) == tree(source)
     finally:
         azurite.delete_container(container)
+
+
+def test_prune_while_another_holds_the_lease_exits_with_the_holder(
+    vault: Path,  # noqa: F811
+    run: Run,  # noqa: F811
+) -> None:
+    backend = LocalBackend(vault)
+    lease = asyncio.run(backend.acquire_lease("locks/prune", duration=60))
+    try:
+        res = run("prune")
+        assert res.code == 1 and "another prune holds locks/prune" in res.err and "holder unknown" in res.err
+    finally:
+        asyncio.run(lease.release())
+    assert run("prune").code == 0
