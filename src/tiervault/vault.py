@@ -352,13 +352,16 @@ class Vault:
                 "run `tiervault upgrade` first to prune it"
             )
         await self._repo.require_writable("prune")
-        return await prune_run.prune(
+        report = await prune_run.prune(
             self._repo,
             dry_run=dry_run,
             max_unused=max_unused,
             max_repack_bytes=max_repack_bytes,
             clock=self._clock,
         )
+        if not dry_run:  # this vault's own view: what the prune condemned, deleted and consolidated
+            await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)
+        return report
 
     # ------------------------------------------------------------------ the disk tier
 

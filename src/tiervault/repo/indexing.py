@@ -115,13 +115,19 @@ class IndexFiles:
                 self.errors[:] = errors
                 self.loaded, self.view_token = loaded, token
 
-    async def load_new(self) -> None:
+    async def load_new(self) -> bool:
         """Load the index files written since the view was loaded (others' new packs): what a reload
         would add while the GC view is the same (no pack's rank changed, so no location held is
-        worse than one a reload would pick)."""
+        worse than one a reload would pick). Returns False, loading nothing, if an index file the
+        view read is gone: a prune consolidated the index, and may have deleted packs the view still
+        lists once their GONE was retired (a GC state equal to the view's proves nothing then), so
+        only a full reload is right."""
         async with self._flush_lock:
+            if not self.loaded <= set(await self.names()):
+                return False
             errors, self.loaded = await self._load_into(self.index, self.loaded)
             self.errors.extend(errors)
+            return True
 
     async def add(self, rec: PackRecord) -> None:
         """A stored pack: known in memory now, in an index file at the next ``flush`` (which comes by

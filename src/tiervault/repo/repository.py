@@ -265,9 +265,8 @@ class Repository:
         token = view_token(state)
         if not reload_index:
             self.index.set_ranks(state)
-        elif self.index_files.view_token == token:
+        elif self.index_files.view_token == token and await self.index_files.load_new():
             self.index.set_ranks(state)  # the same ranks, from the new state's object
-            await self.index_files.load_new()
         else:
             await self.index_files.reload(state, drop_unusable=True, token=token)
         return state
