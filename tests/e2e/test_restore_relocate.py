@@ -1,0 +1,82 @@
+"""A restore that finds a pack gone (a prune swept it after the restore was planned) reloads the
+index once and reads the blobs from their new location (docs/format.md, "Restores and other
+readers"); with no other copy it fails naming the pack and the chunk. The sweep is interleaved
+deterministically: it runs just before the restore's first read of a data pack."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+import tiervault
+from tests.e2e import KDF, PASSWORD, KiB, MiB, repo_objects
+from tests.support.interleave import BeforeGet, repack_and_delete
+from tests.support.trees import File, assert_trees_equal, build_tree, snapshot_tree
+from tiervault.backend.local import LocalBackend
+from tiervault.repo.repository import Repository
+
+
+@pytest.fixture
+async def point(repo_path: Path, tmp_path: Path) -> tiervault.RecoveryPoint:
+    """A point whose content spans several data packs (1 MiB packs, 3 MiB of random files)."""
+    rnd = random.Random(7)
+    build_tree(tmp_path / "src", {f"f{i}.bin": File(rnd.randbytes(300 * KiB)) for i in range(10)})
+    repo = await Repository.init(LocalBackend(repo_path), PASSWORD.encode(), pack_size=1 * MiB, kdf=KDF)
+    async with tiervault.Vault(repo) as vault:
+        await vault.protect(tmp_path / "src", name="src")
+        p: tiervault.RecoveryPoint = (await vault.snapshot("src")).point
+    assert len(repo_objects(repo_path, "data")) >= 2
+    return p
+
+
+async def _vault(
+    repo_path: Path, action: Callable[[LocalBackend], Awaitable[None]]
+) -> tuple[tiervault.Vault, BeforeGet]:
+    """The repository through a ``BeforeGet`` that runs ``action`` (on the store itself, as another
+    process would) before the first read of a data pack."""
+    inner = LocalBackend(repo_path)
+    wrapped = BeforeGet(inner, lambda name: name.startswith("data/"), lambda: action(inner))
+    return tiervault.Vault(await Repository.open(wrapped, PASSWORD.encode())), wrapped
+
+
+async def test_a_restore_reads_swept_packs_from_their_repacked_copies(
+    point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    old = repo_objects(repo_path, "data")
+    moved: list[str] = []
+
+    async def sweep_all(store: LocalBackend) -> None:  # a repack, then a sweep of every data pack
+        moved.extend(await repack_and_delete(await Repository.open(store, PASSWORD.encode()), old))
+
+    vault, wrapped = await _vault(repo_path, sweep_all)
+    async with vault:
+        out = tmp_path / "out"
+        result = await vault.restore(point, out)
+        assert wrapped.fired and moved
+        assert set(repo_objects(repo_path, "data")) == set(moved)  # every pack it planned is gone
+        assert not result.errors and result.stats.files_written == 10
+        assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
+        assert wrapped.lists_after.get("index/") == 1  # the index was reloaded once, for every pack
+
+
+async def test_a_restore_fails_naming_the_pack_and_chunk_when_no_other_pack_holds_it(
+    point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    victim = repo_objects(repo_path, "data")[0]
+
+    async def delete(store: LocalBackend) -> None:
+        await store.delete(victim)
+
+    vault, _wrapped = await _vault(repo_path, delete)
+    async with vault:
+        with pytest.raises(tiervault.ObjectNotFoundError) as info:
+            await vault.restore(point, tmp_path / "out")
+        message = str(info.value)
+        assert (
+            victim in message
+            and "deleted during the restore" in message
+            and "no other pack holds chunk" in message
+        )
