@@ -33,12 +33,12 @@ async def point(repo_path: Path, tmp_path: Path) -> tiervault.RecoveryPoint:
 
 
 async def _vault(
-    repo_path: Path, action: Callable[[LocalBackend], Awaitable[None]]
+    repo_path: Path, action: Callable[[LocalBackend], Awaitable[None]], method: str = "get"
 ) -> tuple[tiervault.Vault, BeforeGet]:
     """The repository through a ``BeforeGet`` that runs ``action`` (on the store itself, as another
     process would) before the first read of a data pack."""
     inner = LocalBackend(repo_path)
-    wrapped = BeforeGet(inner, lambda name: name.startswith("data/"), lambda: action(inner))
+    wrapped = BeforeGet(inner, lambda name: name.startswith("data/"), lambda: action(inner), method=method)
     return tiervault.Vault(await Repository.open(wrapped, PASSWORD.encode())), wrapped
 
 
@@ -80,3 +80,25 @@ async def test_a_restore_fails_naming_the_pack_and_chunk_when_no_other_pack_hold
             and "deleted during the restore" in message
             and "no other pack holds chunk" in message
         )
+
+
+async def test_packs_swept_before_the_plan_checks_them_are_planned_from_their_copies(
+    point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    """The sweep lands between loading the index and the plan's look at the packs (its ``stat``):
+    the plan moves to the repacked copies instead of refusing the restore."""
+    old = repo_objects(repo_path, "data")
+    moved: list[str] = []
+
+    async def sweep_all(store: LocalBackend) -> None:
+        moved.extend(await repack_and_delete(await Repository.open(store, PASSWORD.encode()), old))
+
+    vault, wrapped = await _vault(repo_path, sweep_all, method="stat")
+    async with vault:
+        summary = await vault.plan_restore(point)  # planning alone only says what is there now
+        assert wrapped.fired and summary.packs.get("missing") == len(old)
+        out = tmp_path / "out"
+        result = await vault.restore(point, out)
+        assert not result.errors and result.stats.files_written == 10
+        assert result.stats.packs_read == len(moved)  # only the copies were read
+        assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))

@@ -1,7 +1,7 @@
 """Deterministic interleavings with another process's work, at a chosen request.
 
-``BeforeGet`` wraps a backend and runs an action once, just before the first ``get`` of an object
-the test chose, then lets that ``get`` reach the store: "a prune swept this pack right before the
+``BeforeGet`` wraps a backend and runs an action once, just before the first ``get`` (or ``stat``)
+of an object the test chose, then lets that call reach the store: "a prune swept this pack right before the
 restore read it", with no timing involved. ``repack_and_delete`` is such an action, done as a prune
 does it through a second ``Repository`` on the same store (another process): copy every blob of
 some packs into new packs (new salts) through the real pack writer, store them and their index
@@ -21,28 +21,41 @@ from tiervault.repo.repository import Repository
 
 
 class BeforeGet(FaultyBackend):
-    """Runs ``action`` once, before the first ``get`` whose name ``matches`` (other such gets wait
-    for it to finish); counts the listings of each prefix made after it began (``lists_after``)."""
+    """Runs ``action`` once, before the first ``method`` call (``get`` or ``stat``) whose name
+    ``matches`` (other such calls wait for it to finish); counts the listings of each prefix made
+    after it began (``lists_after``)."""
 
     def __init__(
-        self, inner: Backend, matches: Callable[[str], bool], action: Callable[[], Awaitable[None]]
+        self,
+        inner: Backend,
+        matches: Callable[[str], bool],
+        action: Callable[[], Awaitable[None]],
+        *,
+        method: str = "get",
     ) -> None:
         super().__init__(inner)
-        self.matches, self.action = matches, action
+        self.matches, self.action, self.method = matches, action, method
         self.fired = False
         self._done = asyncio.Event()
         self.lists_after: dict[str, int] = {}
 
-    async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
-        if self.matches(name):
+    async def _interleave(self, method: str, name: str) -> None:
+        if method == self.method and self.matches(name):
             if not self.fired:
                 self.fired = True
                 try:
                     await self.action()
                 finally:
                     self._done.set()
-            await self._done.wait()  # a concurrent read of a match waits until the action is done
+            await self._done.wait()  # a concurrent call for a match waits until the action is done
+
+    async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        await self._interleave("get", name)
         return await super().get(name, offset=offset, length=length)
+
+    async def stat(self, name: str) -> ObjectInfo:
+        await self._interleave("stat", name)
+        return await super().stat(name)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         if self.fired:
