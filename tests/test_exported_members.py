@@ -20,6 +20,7 @@ EXPECTED: dict[str, str] = {
     "CheckResult": "tiervault.maintenance",
     "Entry": "tiervault.models",
     "IntegrityError": "tiervault.errors",
+    "LapsedWriterError": "tiervault.errors",
     "Item": "tiervault.models",
     "KeyInfo": "tiervault.models",
     "LeaseHeldError": "tiervault.errors",

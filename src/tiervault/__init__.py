@@ -14,6 +14,7 @@ from tiervault.core.crypto import ScryptParams
 from tiervault.errors import (
     BackendError,
     IntegrityError,
+    LapsedWriterError,
     LeaseHeldError,
     LimitError,
     NotFoundError,
@@ -47,6 +48,7 @@ __all__ = [
     "IntegrityError",
     "Item",
     "KeyInfo",
+    "LapsedWriterError",
     "LeaseHeldError",
     "LimitError",
     "NotFoundError",

@@ -90,6 +90,7 @@ class Vault:
         Re-protecting an existing name with a different path is refused (it would mix two sources in
         one history).
         """
+        await self._repo.require_writable("protect an item")
         return Item._from(await protection.protect(self._repo, path, name=name, policy=policy))
 
     async def items(self) -> list[Item]:
@@ -132,6 +133,7 @@ class Vault:
         and listed in ``warnings`` (also kept in the point). Cancelling the task stops the snapshot's
         threads before the cancellation completes, and commits no point.
         """
+        await self._repo.require_writable("take a snapshot")
         it = await protection.find_item(self._repo, item.name if isinstance(item, Item) else item)
         done = await backup.take(
             self._repo,
@@ -300,6 +302,8 @@ class Vault:
         unknown ``item`` is a ``NotFoundError``; points of an item that is no longer protected are
         decided by ``policy`` when given, else kept."""
         names = [item.name if isinstance(item, Item) else item] if item is not None else None
+        if not dry_run:
+            await self._repo.require_writable("forget recovery points")
         policies: dict[str, Policy] = {}
         for rec in await protection.usable_items(self._repo):
             policies[rec.name] = Policy.from_json(rec.policy)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tiervault.core.crypto import AuthenticationFailed, MasterKeys, ScryptParams
-from tiervault.core.format import FORMAT_VERSION, FormatError
+from tiervault.core.format import FormatError
 from tiervault.core.format.keyfile import (
     REPOSITORY_KIND,
     KeySlot,
@@ -18,6 +18,7 @@ from tiervault.core.format.keyfile import (
     encode_config,
     open_keys,
     seal_keys,
+    version1_bytes,
 )
 
 FAST = ScryptParams(log_n=10)
@@ -144,7 +145,8 @@ def test_config_roundtrip() -> None:
     data = encode_config(REPO_ID, "2026-01-01T00:00:00Z", chunker, 16 << 20)
     cfg = decode_config(data)
     assert cfg["kind"] == REPOSITORY_KIND
-    assert cfg["version"] == FORMAT_VERSION
+    assert cfg["version"] == 2  # new repositories are version 2
+    assert cfg["write_features"] == ["gc-1"] and cfg["read_features"] == []
     assert cfg["id"] == REPO_ID
     assert cfg["chunker"] == chunker
     assert cfg["pack_size"] == 16 << 20
@@ -152,8 +154,29 @@ def test_config_roundtrip() -> None:
 
 
 def test_config_of_another_version_decodes_for_the_caller_to_refuse() -> None:
-    data = encode_config(REPO_ID, "x", {}, 1 << 20).replace(b'"version":1', b'"version":2')
-    assert decode_config(data)["version"] == 2
+    data = encode_config(REPO_ID, "x", {}, 1 << 20).replace(b'"version":2', b'"version":3')
+    assert decode_config(data)["version"] == 3
+
+
+def test_a_version_1_config_has_no_version_2_fields() -> None:
+    cfg = decode_config(encode_config(REPO_ID, "x", {}, 1 << 20, version=1))
+    assert cfg["version"] == 1 and "write_features" not in cfg and "read_features" not in cfg
+
+
+def test_version1_bytes_rebuild_the_config_an_upgrade_started_from() -> None:
+    v1 = encode_config(REPO_ID, "x", {"a": 1}, 1 << 20, version=1)
+    v2 = decode_config(encode_config(REPO_ID, "x", {"a": 1}, 1 << 20, version=2, upgraded_from="0" * 64))
+    assert version1_bytes(v2) == v1
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [("read_features", "gc-1"), ("read_features", [1]), ("write_features", None), ("upgraded_from", "ab")],
+)
+def test_a_version_2_config_with_bad_version_2_fields_is_refused(key: str, bad: object) -> None:
+    cfg = json.loads(encode_config(REPO_ID, "x", {}, 1 << 20))
+    with pytest.raises(FormatError):
+        decode_config(json.dumps({**cfg, key: bad}).encode())
 
 
 @pytest.mark.parametrize(

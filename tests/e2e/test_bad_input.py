@@ -71,11 +71,11 @@ async def test_init_over_an_existing_repository(filled_repo: Path) -> None:
 async def test_newer_format_version_is_refused(filled_repo: Path) -> None:
     config = filled_repo / "config"
     doc = json.loads(config.read_bytes())
-    assert doc["version"] == 1
-    doc["version"] = 2
+    assert doc["version"] == 2
+    doc["version"] = 3
     config.chmod(0o644)
     config.write_bytes(json.dumps(doc).encode())
-    with pytest.raises(tiervault.UnsupportedFormatError, match="version 2"):
+    with pytest.raises(tiervault.UnsupportedFormatError, match="version 3"):
         await open_vault(filled_repo)
     with pytest.raises(tiervault.UnsupportedFormatError):  # even before any password is tried
         await tiervault.open(filled_repo, password="wrong")

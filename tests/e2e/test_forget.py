@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 import tiervault
+from tests.e2e import KDF, PASSWORD
 from tests.support.trees import assert_trees_equal, snapshot_tree
+from tiervault.backend.local import LocalBackend
+from tiervault.repo.repository import Repository
 from tiervault.retention import NO_RULE
+from tiervault.vault import Vault
 
 DAY0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -102,3 +106,41 @@ async def test_the_kept_points_restore_exactly_after_forget(vault: tiervault.Vau
     assert_trees_equal(snapshot_tree(out), want_last)
     assert want_first != want_last
     assert (await vault.check(read_data=True)).ok
+
+
+class _SnapshotBeforeDeletes:
+    """A backend that, on the first ``delete_many``, lets another writer commit a point first: the
+    point is committed after forget listed and decided, before it deletes."""
+
+    def __init__(self, inner: object, commit: object) -> None:
+        self.inner, self.commit, self.fired = inner, commit, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def delete_many(self, names: list[str]) -> None:
+        if not self.fired:
+            self.fired = True
+            await self.commit()  # type: ignore[operator]
+        await self.inner.delete_many(names)  # type: ignore[attr-defined]
+
+
+async def test_a_point_committed_during_forget_is_never_deleted(repo_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    async with tiervault.init(repo_path, password=PASSWORD, kdf=KDF) as writer:
+        await writer.protect(src, name="src")
+        old = await _history(writer, src, 3)
+
+        async def commit() -> None:
+            (src / "late.txt").write_text("late\n")
+            late.append((await writer.snapshot("src")).point)
+
+        late: list[tiervault.RecoveryPoint] = []
+        backend = _SnapshotBeforeDeletes(LocalBackend(repo_path), commit)
+        forgetter = Vault(await Repository.open(backend, PASSWORD.encode()))  # type: ignore[arg-type]
+        decisions = await forgetter.forget("src", policy=tiervault.Policy(keep_last=1))
+        assert backend.fired and late
+        assert {d.id for d in decisions} == {p.id for p in old}  # the late point was not decided
+        assert {p.id for p in await writer.points()} == {old[-1].id, late[0].id}
+        await forgetter.aclose()

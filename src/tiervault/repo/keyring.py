@@ -12,8 +12,15 @@ from typing import Any
 from tiervault.backend.base import Backend
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import AuthenticationFailed, MasterKeys, ScryptParams, object_hash
-from tiervault.core.format import FORMAT_VERSION, FormatError
-from tiervault.core.format.keyfile import CONFIG_NAME, KeySlot, decode_config, open_keys, seal_keys
+from tiervault.core.format import READ_FEATURES, REPOSITORY_VERSIONS, FormatError
+from tiervault.core.format.keyfile import (
+    CONFIG_NAME,
+    KeySlot,
+    decode_config,
+    open_keys,
+    seal_keys,
+    version1_bytes,
+)
 from tiervault.errors import (
     IntegrityError,
     NotFoundError,
@@ -41,10 +48,16 @@ async def read_config(backend: Backend) -> tuple[bytes, dict[str, Any]]:
         config = decode_config(config_bytes)
     except FormatError as exc:
         raise UnsupportedFormatError(f"{backend.location} is not a tiervault repository: {exc}") from exc
-    if config["version"] != FORMAT_VERSION:
+    if config["version"] not in REPOSITORY_VERSIONS:
         raise UnsupportedFormatError(
             f"repository format version {config['version']} is not supported by this tiervault "
-            f"(it reads version {FORMAT_VERSION}); upgrade tiervault"
+            f"(it reads versions {', '.join(map(str, REPOSITORY_VERSIONS))}); upgrade tiervault"
+        )
+    unknown = sorted(set(config.get("read_features", [])) - set(READ_FEATURES))
+    if unknown:
+        raise UnsupportedFormatError(
+            f"repository at {backend.location} needs reader features this tiervault does not have "
+            f"({', '.join(unknown)}); upgrade tiervault"
         )
     try:
         ChunkerParams.from_json(config["chunker"])
@@ -78,7 +91,7 @@ async def unlock(
             keys, config_hash = await asyncio.to_thread(open_keys, slot, repo_id, password)
         except AuthenticationFailed:
             continue
-        if config_hash != object_hash(config_bytes):
+        if config_hash != object_hash(config_bytes) and not _upgraded_from(config, config_hash):
             raise IntegrityError(CONFIG_NAME, "config does not match the hash sealed in the key slot")
         return keys, name
     if damaged and len(damaged) == len(slots):
@@ -86,6 +99,18 @@ async def unlock(
     for problem in damaged:
         log.error("skipped a damaged key slot: %s", problem)
     raise WrongPasswordError("wrong password: no key slot of this repository opens with it")
+
+
+def _upgraded_from(config: dict[str, Any], sealed_hash: str) -> bool:
+    """Whether a slot sealed for the version-1 ``config`` this version-2 one was upgraded from still
+    vouches for it: only if the version-1 bytes rebuilt from it hash to what the slot sealed, so no
+    version-1 field can have changed (docs/format.md, "Opening a repository", step 5)."""
+    up = config.get("upgraded_from")
+    return (
+        config.get("version") == 2
+        and up == sealed_hash
+        and object_hash(version1_bytes(config)) == sealed_hash
+    )
 
 
 class Keyring:

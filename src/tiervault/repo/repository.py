@@ -20,12 +20,19 @@ from typing import Any
 from tiervault.backend.base import Backend
 from tiervault.core.chunker import ChunkerParams
 from tiervault.core.crypto import MasterKeys, ScryptParams, object_hash
+from tiervault.core.format import REPOSITORY_VERSIONS, WRITE_FEATURES
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.indexfile import PackRecord
 from tiervault.core.format.keyfile import CONFIG_NAME, decode_config, encode_config
 from tiervault.core.format.pack import PackEntry, PackKind
 from tiervault.core.format.tree import Node
-from tiervault.errors import IntegrityError, ObjectNotFoundError, RepositoryExistsError, UsageError
+from tiervault.errors import (
+    IntegrityError,
+    ObjectNotFoundError,
+    RepositoryExistsError,
+    UnsupportedFormatError,
+    UsageError,
+)
 from tiervault.repo.index import Index, Location, PackInfo
 from tiervault.repo.indexing import INDEX_FLUSH_PACKS, IndexFiles
 from tiervault.repo.keyring import Keyring, read_config, unlock
@@ -71,6 +78,7 @@ class Repository:
         chunker: ChunkerParams | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
         kdf: ScryptParams | None = None,
+        version: int = REPOSITORY_VERSIONS[-1],
     ) -> Repository:
         chunker = chunker or ChunkerParams()
         chunker.validate()
@@ -78,13 +86,17 @@ class Repository:
             raise UsageError("pack_size must be between 1 MiB and 256 MiB")
         if not password:
             raise UsageError("an empty password is not allowed")
+        if version not in REPOSITORY_VERSIONS:
+            raise UsageError(f"format version must be one of {REPOSITORY_VERSIONS}, not {version!r}")
         try:
             await backend.stat(CONFIG_NAME)
         except ObjectNotFoundError:
             pass
         else:
             raise RepositoryExistsError(f"a repository already exists at {backend.location}")
-        config_bytes = encode_config(os.urandom(32).hex(), now_iso(), chunker.to_json(), pack_size)
+        config_bytes = encode_config(
+            os.urandom(32).hex(), now_iso(), chunker.to_json(), pack_size, version=version
+        )
         repo = cls(backend, decode_config(config_bytes), MasterKeys.generate(), "")
         # key first, config last: a repository "exists" only once it can also be opened
         slot = await repo.keyring.write_slot(password, kdf or ScryptParams(), object_hash(config_bytes))
@@ -105,6 +117,42 @@ class Repository:
         repo = cls(backend, config, keys, key_name)
         await repo.load_index()
         return repo
+
+    # ------------------------------------------------------------------ format version
+
+    @property
+    def format_version(self) -> int:
+        return int(self.config["version"])
+
+    @property
+    def gc_enabled(self) -> bool:
+        """Version 2: the garbage-collection rules apply (heartbeats, plans; docs/format.md, "Garbage
+        collection"). In version 1 nothing reads or writes ``gc/`` or ``locks/``, and prune refuses."""
+        return self.format_version >= 2
+
+    @property
+    def unknown_write_features(self) -> list[str]:
+        return sorted(set(self.config.get("write_features", [])) - set(WRITE_FEATURES))
+
+    async def require_writable(self, what: str) -> None:
+        """Refuse ``what`` (a snapshot, protect, forget, prune) where this code does not know the rules
+        writers must follow: a ``write_features`` entry it lacks, or a version-1 ``config`` beside
+        version-2 objects (a ``config`` rolled back from version 2). Reading stays possible."""
+        if self.unknown_write_features:
+            raise UnsupportedFormatError(
+                f"cannot {what}: the repository at {self.backend.location} needs writer features this "
+                f"tiervault does not have ({', '.join(self.unknown_write_features)}); upgrade tiervault "
+                "to write (reading and restoring work)"
+            )
+        if not self.gc_enabled:
+            for prefix in ("gc/", "locks/"):
+                async for info in self.backend.list(prefix):
+                    if info.name != "locks/prune":
+                        raise UnsupportedFormatError(
+                            f"cannot {what}: the repository's config says format version 1, but "
+                            f"{info.name} is a version-2 object (a downgraded config?): refusing to "
+                            "write with version-1 rules; run check (reading and restoring work)"
+                        )
 
     @property
     def put_needs_bytes(self) -> bool:

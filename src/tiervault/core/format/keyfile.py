@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tiervault.core.crypto import MasterKeys, ScryptParams, unwrap, wrap
-from tiervault.core.format import FORMAT_VERSION, FormatError
+from tiervault.core.format import REPOSITORY_VERSIONS, WRITE_FEATURES, FormatError
 
 CONFIG_NAME = "config"
 REPOSITORY_KIND = "tiervault-repository"
@@ -119,11 +119,27 @@ def open_keys(slot: KeySlot, repository_id: str, password: bytes) -> tuple[Maste
     return master, str(body["config_hash"])
 
 
-def encode_config(repository_id: str, created: str, chunker: dict[str, Any], pack_size: int) -> bytes:
+def encode_config(
+    repository_id: str,
+    created: str,
+    chunker: dict[str, Any],
+    pack_size: int,
+    *,
+    version: int = REPOSITORY_VERSIONS[-1],
+    upgraded_from: str | None = None,
+) -> bytes:
+    """``config`` as stored. Version 2 adds ``write_features``, ``read_features`` and, for a repository
+    upgraded from version 1, ``upgraded_from`` (docs/format.md, "config")."""
+    extra: dict[str, Any] = {}
+    if version >= 2:
+        extra = {"write_features": list(WRITE_FEATURES), "read_features": []}
+        if upgraded_from is not None:
+            extra["upgraded_from"] = upgraded_from
     return canonical_json(
         {
+            **extra,
             "kind": REPOSITORY_KIND,
-            "version": FORMAT_VERSION,
+            "version": version,
             "id": repository_id,
             "created": created,
             "chunker": chunker,
@@ -146,4 +162,19 @@ def decode_config(data: bytes) -> dict[str, Any]:
         raise FormatError(f"config is not JSON: {exc}") from exc
     if not isinstance(o, dict) or o.get("kind") != REPOSITORY_KIND or type(o.get("version")) is not int:
         raise FormatError("not a tiervault config")
+    if o["version"] >= 2:
+        for key in ("write_features", "read_features"):
+            value = o.get(key)
+            if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+                raise FormatError(f"config {key} must be a list of strings")
+        up = o.get("upgraded_from")
+        if up is not None and not (isinstance(up, str) and len(up) == 64):
+            raise FormatError("config upgraded_from must be 64 hex digits")
     return o
+
+
+def version1_bytes(config: dict[str, Any]) -> bytes:
+    """The version-1 ``config`` a version-2 one was upgraded from: the same fields, ``version`` 1,
+    without the version-2 fields, in canonical JSON (docs/format.md, "Opening a repository", step 5)."""
+    old = {k: v for k, v in config.items() if k not in ("write_features", "read_features", "upgraded_from")}
+    return canonical_json({**old, "version": 1})
