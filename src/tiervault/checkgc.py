@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from tiervault.backend.base import ObjectInfo
-from tiervault.repo.gcstate import GRACE, HEARTBEAT_EXPIRY, MAX_SKEW, GcState, load_heartbeats
+from tiervault.repo.gcstate import GRACE, HEARTBEAT_EXPIRY, LEASE_NAME, MAX_SKEW, GcState, load_heartbeats
 from tiervault.repo.index import PackInfo
-from tiervault.repo.locations import gc_enabled, gc_state
+from tiervault.repo.locations import gc_state
 from tiervault.repo.repository import Repository
 
 
@@ -52,7 +52,18 @@ async def gc_findings(repo: Repository, stored: dict[str, ObjectInfo]) -> GcFind
     """Read ``gc/`` and ``locks/`` (version 2 only: in version 1 nothing reads or writes them) and
     judge them against the packs ``stored`` (name -> listing)."""
     out = GcFindings()
-    if not gc_enabled(repo):
+    if not repo.gc_enabled:  # nothing version 1 writes lives there: only listed, to say so
+        for prefix in ("gc/", "locks/"):
+            names = sorted([i.name async for i in repo.backend.list(prefix) if i.name != LEASE_NAME])
+            if names:
+                out.errors.append(
+                    {
+                        "object": names[0],
+                        "error": f"{len(names):,} version-2 object(s) under {prefix} in a repository whose "
+                        "config says format version 1 (a downgraded config?): snapshot, forget and "
+                        "prune refuse to write here; reading and restoring work",
+                    }
+                )
         return out
     state = out.state = await gc_state(repo)
     beats = await load_heartbeats(repo.backend, repo.objects)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 import tiervault
-from tests.e2e import KiB, flip_byte, repo_objects
+from tests.e2e import KDF, PASSWORD, KiB, flip_byte, repo_objects
 from tests.support.trees import File, build_tree
+from tiervault.backend.local import LocalBackend
+from tiervault.repo.repository import Repository
 
 
 def _sizes(repo: Path, names: set[str]) -> int:
@@ -83,3 +85,28 @@ async def test_a_point_reading_from_a_missing_pack_is_an_error_naming_both(
     ), result.errors
     # the first point still reads everything it needs from its own packs: not named
     assert all(latest.id in obj or obj == data[0] for obj, _err in errors)
+
+
+async def test_a_version_1_repository_gets_unused_too_and_gc_objects_there_are_an_error(
+    repo_path: Path, tmp_path: Path
+) -> None:
+    """Unused packs are reported in every repository. In version 1 nothing writes ``gc/``: an object
+    there is not read, but one error says the config may have been downgraded (writes refuse)."""
+    repo = await Repository.init(LocalBackend(repo_path), PASSWORD.encode(), kdf=KDF, version=1)
+    async with tiervault.Vault(repo) as vault:
+        assert not repo.gc_enabled
+        src = tmp_path / "src"
+        build_tree(src, {"a.bin": File(random.Random(1).randbytes(300 * KiB))})
+        await vault.protect(src, name="src")
+        await vault.snapshot("src")
+        first = _packs(repo_path)
+        build_tree(src, {"a.bin": File(random.Random(2).randbytes(300 * KiB))})
+        await vault.snapshot("src")
+        await vault.forget("src", policy=tiervault.Policy(keep_last=1))
+        await repo.backend.put_if_absent("gc/" + "0" * 64, b"not a plan")
+        result = await vault.check()
+        assert result.warnings == [] and result.condemned == []
+        assert [e["object"] for e in result.errors] == ["gc/" + "0" * 64]
+        assert "downgraded config" in result.errors[0]["error"]
+        assert {u["object"] for u in result.unused or []} == first
+        assert result.unused_bytes == _sizes(repo_path, first)

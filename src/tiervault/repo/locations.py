@@ -24,14 +24,9 @@ from tiervault.repo.repository import Repository
 RELIST = 3
 
 
-def gc_enabled(repo: Repository) -> bool:
-    """Whether the repository follows the garbage-collection rules (format version 2)."""
-    return int(repo.config.get("version", 1)) >= 2
-
-
 async def gc_state(repo: Repository) -> GcState:
     """``gc/`` as stored now; empty in a version-1 repository, where nothing reads or writes it."""
-    if not gc_enabled(repo):
+    if not repo.gc_enabled:
         return GcState()
     return await load_gc_state(repo.backend, repo.objects)
 
