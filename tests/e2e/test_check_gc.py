@@ -5,6 +5,7 @@ point reading from a gone pack is an error naming both."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import tiervault
 from tests.e2e import PASSWORD, KiB, repo_objects
 from tests.support.interleave import repack_and_delete
 from tests.support.trees import File, build_tree
+from tiervault.cli import main
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.gcobjects import CondemnedPack, GoneRecord, HeartbeatRecord, PlanRecord
 from tiervault.repo.repository import Repository
@@ -158,3 +160,28 @@ async def test_a_dead_heartbeat_is_a_warning_a_live_one_is_not(
     assert result.ok
     assert [w["object"] for w in result.warnings] == [dead]
     assert "dead heartbeat of a snapshot on host-b (pid 99)" in result.warnings[0]["warning"]
+
+
+async def test_the_command_line_shows_condemned_packs_per_plan_and_the_unused_line(
+    vault: tiervault.Vault,
+    repo: Repository,
+    repo_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await vault.forget("src", policy=tiervault.Policy(keep_last=1))
+    unused = [u["object"] for u in (await vault.check()).unused or []]
+    plan = await _plan(repo, unused[:1])
+    size = (repo_path / unused[0]).stat().st_size
+    after = (_mtime(repo_path / "gc" / plan) + timedelta(hours=1)).isoformat(timespec="seconds")
+    monkeypatch.setenv("TIERVAULT_PASSWORD", PASSWORD)
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["-r", str(repo_path), "check"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    left = sum((repo_path / n).stat().st_size for n in unused[1:])
+    assert f"unused: {len(unused) - 1} pack{'s' if len(unused) > 2 else ''}, {left:,} bytes" in out
+    assert (
+        f"condemned: 1 pack, {size:,} bytes, by plan {plan[:16]}: deleted by the next prune after {after}"
+        in out
+    )
