@@ -842,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tables += t
                 skip_notes += n
             if "prune" in a.scenarios:
-                entry, t, n = prune_bench.scenario(bench, a.systems, which, base.path, MAKE_CORPUS)
+                entry, t, n = prune_bench.scenario(bench, a.systems, which, base.path, MAKE_CORPUS, azure)
                 result["scenarios"]["prune"] = entry
                 tables += t
                 skip_notes += n

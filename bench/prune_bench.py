@@ -1,4 +1,5 @@
-"""The prune scenario (issue 11, "Measure"): tiervault against restic, on local repositories.
+"""The prune scenario (issue 11, "Measure"): tiervault against restic on local repositories, and
+tiervault on Azurite against restic through rclone on the same Azurite (requests counted).
 
 On a fresh copy of the bench corpus, every system takes ``SNAPSHOTS`` backups, each after
 ``make_corpus.py --mutate`` with a different seed (``FIRST_SEED``, ``FIRST_SEED + 1``, ...; every
@@ -18,8 +19,13 @@ Reported per system: the repository size before and after, the bytes reclaimed, 
 time (tiervault: both runs, and each), and the peak RSS; as ratios tiervault / restic. Afterwards
 each system restores its latest point, verified byte-exact against the corpus.
 
-When ``tiervault prune --help`` fails (a tiervault without prune), tiervault is skipped with that
-reason and restic is still measured.
+On Azurite every request goes through a counting reverse proxy (tests/support/faultproxy.py, no
+faults): the requests of each prune step are reported per system. There a blob's store time is
+``Last-Modified``, set by the service, so nothing can be aged: tiervault on Azurite runs only the
+first prune (it condemns, and deletes in a run an hour later), and its figures say so.
+
+When ``tiervault prune --help`` fails (a tiervault without prune), the tiervault systems are skipped
+with that reason and restic is still measured.
 """
 
 from __future__ import annotations
@@ -53,6 +59,19 @@ TARGETS = (
     ("bytes reclaimed", "reclaimed_bytes", None, None),
     ("peak RSS of the prune", "prune_peak_rss_mb", None, None),
 )
+#: on Azurite tiervault's first prune only condemns: its size and time are not the whole job
+AZURE_TARGETS = (
+    ("storage requests of the prune", "prune_requests", None, None),
+    ("prune wall time (first run)", "prune_wall_s", None, None),
+    ("repo size after the first prune", "repo_after", None, None),
+    ("peak RSS of the prune", "prune_peak_rss_mb", None, None),
+)
+PAIRS = (
+    ("tiervault", "restic", TARGETS),
+    ("tiervault-az-warm", "restic-rclone", AZURE_TARGETS),
+    ("tiervault-az-cold", "restic-rclone", AZURE_TARGETS),
+)
+AZURE_PRUNE_SYSTEMS = ("tiervault-az-warm", "tiervault-az-cold", "restic-rclone")
 
 
 def tiervault_cli() -> list[str]:
@@ -112,11 +131,18 @@ def prune_steps(sys_: System) -> list[tuple[str, list[str]]]:
         ]
     cli = [*tiervault_cli(), "-r", sys_.repo]
     forget = [*cli, "forget", ITEM, "--keep-last", str(KEEP_LAST), "--prune", "--json"]
+    if isinstance(sys_, peers.TiervaultAzure):
+        return [("forget-prune", forget)]  # Last-Modified cannot be aged: no second run
     return [("forget-prune", forget), ("prune-again", [*cli, "prune", "--json"])]
 
 
 def run_prune(
-    bench: Any, systems: list[System], pristine: Path, make_corpus: Path, run: int
+    bench: Any,
+    systems: list[System],
+    pristine: Path,
+    make_corpus: Path,
+    run: int,
+    proxy: CountingAzure | None = None,
 ) -> dict[str, Any]:
     """One run of the scenario (``bench`` is bench.Bench); the record for the JSON."""
     from bench import compare, manifest  # bench/ is sys.path[0]; imported late: bench imports us
@@ -156,8 +182,13 @@ def run_prune(
                         f"were set {AGE_S} s into the past (the local store's time): the grace has passed"
                     )
                     bench.console.print(f"  {s.name}: {f['aged_note']}")
+                since = time.monotonic()
                 fig = bench.step(s, step, argv, run=label, corpus_bytes=0)
                 fig["output"] = _json(bench.last_stdout)
+                container = getattr(s, "container", "")
+                if proxy is not None and container:
+                    fig["requests"] = proxy.requests(container, since)
+                    bench.console.print(f"  {s.name}: {fig['requests']:,} storage requests ({step})")
                 f["steps"][step] = fig
             runs = list(f["steps"].values())
             f["repo_after"] = runs[-1]["repo_bytes"]
@@ -166,6 +197,10 @@ def run_prune(
             f["reclaimed_first_prune"] = f["repo_before"] - f["repo_after_first_prune"]
             f["prune_wall_s"] = sum(r["wall_s"] for r in runs)
             f["prune_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+            if all("requests" in r for r in runs):
+                f["prune_requests"] = sum(r["requests"] for r in runs)
+            if isinstance(s, peers.TiervaultAzure):
+                f["note"] = "first prune only: it condemns; the deletion needs a run 1 h later (store time)"
         expected = manifest(corpus)
         record["verification"] = {}
         for s in systems:
@@ -190,32 +225,34 @@ def run_prune(
 
 
 def prune_ratios(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """tiervault / restic for each figure of ``TARGETS`` (rows shaped like bench's ratio rows)."""
+    """``system / peer`` of every pair in ``PAIRS`` both of whose systems ran (rows shaped like
+    bench's ratio rows)."""
     sysf = record["systems"]
-    if not {"tiervault", "restic"} <= sysf.keys():
-        return []
     rows = []
-    for label, metric, op, bound in TARGETS:
-        a, b = sysf["tiervault"].get(metric), sysf["restic"].get(metric)
-        ratio = a / b if a is not None and b else None
-        result = None if ratio is None else "info" if op is None else "PASS" if ratio <= bound else "MISS"
-        rows.append(
-            {
-                "group": "prune",
-                "system": "tiervault",
-                "peer": "restic",
-                "label": label,
-                "step": "prune",
-                "metric": metric,
-                "op": op,
-                "bound": bound,
-                "system_value": a,
-                "peer_value": b,
-                "ratio": ratio,
-                "result": result,
-                "per_run": [ratio],
-            }
-        )
+    for system, peer, targets in PAIRS:
+        if not {system, peer} <= sysf.keys():
+            continue
+        for label, metric, op, bound in targets:
+            a, b = sysf[system].get(metric), sysf[peer].get(metric)
+            ratio = a / b if a is not None and b else None
+            result = None if ratio is None else "info" if op is None else "PASS" if ratio <= bound else "MISS"
+            rows.append(
+                {
+                    "group": "prune",
+                    "system": system,
+                    "peer": peer,
+                    "label": label,
+                    "step": "prune",
+                    "metric": metric,
+                    "op": op,
+                    "bound": bound,
+                    "system_value": a,
+                    "peer_value": b,
+                    "ratio": ratio,
+                    "result": result,
+                    "per_run": [ratio],
+                }
+            )
     return rows
 
 
@@ -243,6 +280,7 @@ def prune_table(record: dict[str, Any]) -> Table:
             f"{f['reclaimed_bytes'] / MB:.1f}",
             walls if len(f["steps"]) > 1 else f"{f['prune_wall_s']:.2f}",
             f"{f['prune_peak_rss_mb']:.0f}",
+            f"{f['prune_requests']:,}" if "prune_requests" in f else "-",
         )
     return t
 
@@ -255,39 +293,108 @@ class PruneTiervault(peers.Tiervault):
         return {**super().env(), "TIERVAULT_PASSWORD": PASSWORD}
 
 
+class PruneTiervaultAzure(peers.TiervaultAzure):
+    """tiervault on Azurite (through the counting proxy); prune steps on the command line."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TIERVAULT_PASSWORD": PASSWORD}
+
+
+class CountingAzure:
+    """The bench's Azurite seen through a reverse proxy that forwards every request unchanged and
+    logs it (tests/support/faultproxy.py, no faults armed): what the systems are given as their
+    Azurite, so each step's requests can be counted per container. Sizes are read from Azurite
+    itself (not counted)."""
+
+    def __init__(self, azure: peers.AzureSide) -> None:
+        from tests.support.faultproxy import FaultProxy  # importable: peers put the repository on sys.path
+
+        self.azure = azure
+        self.proxy = FaultProxy(azure.port)
+
+    def start(self) -> None:
+        self.proxy.start()
+
+    def stop(self) -> None:
+        self.proxy.stop()
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def blob_endpoint(self) -> str:
+        return self.proxy.blob_endpoint
+
+    def requests(self, container: str, since: float) -> int:
+        """Requests for ``container`` (its blobs included) that arrived at or after ``since``."""
+        return sum(1 for r in self.proxy.records(since) if r.path.lstrip("/").split("/")[1:2] == [container])
+
+    def __getattr__(self, name: str) -> Any:  # sas, container names, create/delete, container_bytes
+        return getattr(self.azure, name)
+
+
+def _make(name: str, work: Path, which: dict[str, str | None], azure: CountingAzure | None) -> System:
+    restic = which.get("restic") or "restic"
+    if name == "tiervault":
+        return PruneTiervault(work)
+    if name == "restic":
+        return peers.Restic(work, restic)
+    assert azure is not None
+    if name == "restic-rclone":
+        return peers.ResticRclone(work, azure, restic)  # type: ignore[arg-type]
+    return PruneTiervaultAzure(work, azure, warm=name.endswith("warm"))  # type: ignore[arg-type]
+
+
 def scenario(
-    bench: Any, selected: list[str], which: dict[str, str | None], pristine: Path, make_corpus: Path
+    bench: Any,
+    selected: list[str],
+    which: dict[str, str | None],
+    pristine: Path,
+    make_corpus: Path,
+    azure: peers.AzureSide | None = None,
 ) -> tuple[dict[str, Any], list[Table], list[str]]:
     """The whole scenario: its JSON entry, its tables and notes (why a system was skipped)."""
     from bench import ratio_table
 
     entry: dict[str, Any] = {"systems": [], "skipped": {}, "runs": []}
-    systems: list[System] = []
-    for name in PRUNE_SYSTEMS:
+    names: list[str] = []
+    tv_missing = tiervault_prune_missing() if {"tiervault", *AZURE_PRUNE_SYSTEMS} & set(selected) else None
+    for name in (*PRUNE_SYSTEMS, *AZURE_PRUNE_SYSTEMS):
         if name not in selected:
             entry["skipped"][name] = f"{name} not selected (--systems)"
-        elif name == "restic" and not which.get("restic"):
+        elif name.startswith("restic") and not which.get("restic"):
             entry["skipped"][name] = "restic is MISSING (apt-get install restic)"
-        elif name == "tiervault" and (why := tiervault_prune_missing()) is not None:
-            entry["skipped"][name] = why
+        elif name in AZURE_PRUNE_SYSTEMS and azure is None:
+            entry["skipped"][name] = "Azurite is not running"
+        elif name.startswith("tiervault") and tv_missing is not None:
+            entry["skipped"][name] = tv_missing
         else:
-            systems.append(
-                PruneTiervault(bench.work)
-                if name == "tiervault"
-                else peers.Restic(bench.work, which["restic"] or "restic")
-            )
-    entry["systems"] = [s.name for s in systems]
-    notes = [f"prune: {name} skipped: {why}" for name, why in entry["skipped"].items()]
-    if not systems:
+            names.append(name)
+    notes = [
+        f"prune: {name} skipped: {why}" for name, why in entry["skipped"].items() if "--systems" not in why
+    ]
+    entry["systems"] = names
+    if not names:
         return entry, [], notes
-    record = run_prune(bench, systems, pristine, make_corpus, 0)
+    counting = CountingAzure(azure) if azure is not None and set(names) & set(AZURE_PRUNE_SYSTEMS) else None
+    if counting is not None:
+        counting.start()
+    try:
+        systems = [_make(n, bench.work, which, counting) for n in names]
+        record = run_prune(bench, systems, pristine, make_corpus, 0, counting)
+    finally:
+        if counting is not None:
+            counting.stop()
     entry["runs"].append(record)
     entry["ratios"] = rows = prune_ratios(record)
     tables = [prune_table(record)]
     if rows:
-        tables.append(ratio_table("prune: tiervault / restic (goals from the issue)", rows))
-    elif len(systems) == 1:
-        notes.append(f"prune: no ratios: only {systems[0].name} was measured")
-    if "tiervault" in record["systems"]:
-        notes.append("prune: " + record["systems"]["tiervault"].get("aged_note", ""))
+        tables.append(ratio_table("prune: tiervault / restic (local: goals from the issue)", rows))
+    else:
+        notes.append("prune: no ratios: no pair of a tiervault system and its restic peer was measured")
+    for name, f in record["systems"].items():
+        for key in ("aged_note", "note"):
+            if key in f:
+                notes.append(f"prune: {name}: {f[key]}")
     return entry, tables, notes
