@@ -261,14 +261,7 @@ def prune_table(record: dict[str, Any]) -> Table:
         title=f"prune: {SNAPSHOTS} snapshots, forget --keep-last {KEEP_LAST} --prune", title_justify="left"
     )
     t.add_column("system")
-    for col in (
-        "repo before MB",
-        "after 1st prune MB",
-        "repo after MB",
-        "reclaimed MB",
-        "prune wall s",
-        "peak RSS MB",
-    ):
+    for col in ("before MB", "1st prune MB", "after MB", "reclaimed MB", "prune s", "RSS MB", "requests"):
         t.add_column(col, justify="right")
     for name, f in record["systems"].items():
         walls = " + ".join(f"{s['wall_s']:.2f}" for s in f["steps"].values())
