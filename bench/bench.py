@@ -446,7 +446,9 @@ def ratio_table(title: str, rows: list[dict[str, Any]]) -> Table:
     for i, r in enumerate(rows):
         scale = MB if r["metric"] in BYTE_METRICS else 1
         unit = UNITS.get(r["metric"], "")
-        fmt = ".2f" if r["metric"].endswith("wall_s") else ".1f"
+        fmt = (
+            ".2f" if r["metric"].endswith("wall_s") else ".0f" if r["metric"].endswith("requests") else ".1f"
+        )
 
         def show(v: float | None, fmt: str = fmt, unit: str = unit, scale: float = scale) -> str:
             return "-" if v is None else format(v / scale, fmt) + unit
@@ -545,11 +547,10 @@ def report(path: Path, console: Console, chart_path: Path | None = None) -> int:
                 console.print(prune_bench.prune_table(run))
                 console.print()
             if entry.get("ratios"):
-                console.print(
-                    ratio_table("prune: tiervault / restic (goals from the issue)", entry["ratios"])
-                )
+                console.print(ratio_table(prune_bench.RATIO_TITLE, entry["ratios"]))
             for name, why in entry.get("skipped", {}).items():
-                console.print(f"[yellow]note:[/] prune: {name} skipped: {why}")
+                if "--systems" not in why:
+                    console.print(f"[yellow]note:[/] prune: {name} skipped: {why}")
         elif entry["runs"]:
             tables, notes = summarize(
                 scenario, entry, cfg["profile"], cfg["scale"], selected=selected, missing=missing

@@ -71,6 +71,7 @@ PAIRS = (
     ("tiervault-az-warm", "restic-rclone", AZURE_TARGETS),
     ("tiervault-az-cold", "restic-rclone", AZURE_TARGETS),
 )
+RATIO_TITLE = "prune: tiervault / restic (goals from the issue on local disk; Azurite: informational)"
 AZURE_PRUNE_SYSTEMS = ("tiervault-az-warm", "tiervault-az-cold", "restic-rclone")
 
 
@@ -383,7 +384,7 @@ def scenario(
     entry["ratios"] = rows = prune_ratios(record)
     tables = [prune_table(record)]
     if rows:
-        tables.append(ratio_table("prune: tiervault / restic (local: goals from the issue)", rows))
+        tables.append(ratio_table(RATIO_TITLE, rows))
     else:
         notes.append("prune: no ratios: no pair of a tiervault system and its restic peer was measured")
     for name, f in record["systems"].items():
