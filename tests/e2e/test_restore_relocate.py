@@ -16,7 +16,14 @@ from tests.e2e import KDF, PASSWORD, KiB, MiB, repo_objects
 from tests.support.interleave import BeforeGet, repack_and_delete
 from tests.support.trees import File, assert_trees_equal, build_tree, snapshot_tree
 from tiervault.backend.local import LocalBackend
+from tiervault.core.format.envelope import ObjectType
+from tiervault.core.format.gcobjects import CondemnedPack, PlanRecord
+from tiervault.repo.locations import index_records, locations_of
 from tiervault.repo.repository import Repository
+
+
+def _id(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
 
 
 @pytest.fixture
@@ -102,3 +109,41 @@ async def test_packs_swept_before_the_plan_checks_them_are_planned_from_their_co
         assert not result.errors and result.stats.files_written == 10
         assert result.stats.packs_read == len(moved)  # only the copies were read
         assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
+
+
+async def test_a_restore_prefers_a_copy_no_plan_condemns(
+    point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    """Each swept pack has two copies, one condemned by a pending plan (version 2), and the index
+    files list a condemned copy first for some chunk: the blobs are still read from the other copy
+    (a condemned pack is a worse location), not from the first one listed."""
+    old = repo_objects(repo_path, "data")
+    condemned: list[str] = []
+    usable: list[str] = []
+
+    async def sweep_all(store: LocalBackend) -> None:
+        other = await Repository.open(store, PASSWORD.encode())
+        assert other.gc_enabled
+        usable.extend(await repack_and_delete(other, old, delete=False))
+        ids = {_id(n) for n in old}
+        chunks = {e.id for r in await index_records(other) if r.pack_id in ids for e in r.entries}
+        for _ in range(20):  # until a condemned copy is what the listing order would give first
+            condemned.extend(await repack_and_delete(other, old, delete=False))
+            found = await locations_of(other, chunks, exclude=ids)
+            if any(locs[0].pack.name in condemned for locs in found.values()):
+                break
+        else:
+            pytest.fail("no listing order put a condemned copy first")
+        packs = tuple(CondemnedPack(_id(n), "data", "repacked") for n in sorted(condemned, key=_id))
+        await other.objects.save_plain("gc/", ObjectType.PLAN, PlanRecord(packs, (), "h", 1).to_bytes())
+        for name in old:
+            await store.delete(name)
+
+    vault, wrapped = await _vault(repo_path, sweep_all)
+    async with vault:
+        out = tmp_path / "out"
+        result = await vault.restore(point, out)
+        assert not result.errors
+        assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
+        read = {n for n in wrapped.gets_after if n.startswith("data/")}
+        assert read - set(old) == set(usable)  # none of the condemned copies

@@ -22,8 +22,8 @@ from tiervault.repo.repository import Repository
 
 class BeforeGet(FaultyBackend):
     """Runs ``action`` once, before the first ``method`` call (``get`` or ``stat``) whose name
-    ``matches`` (other such calls wait for it to finish); counts the listings of each prefix made
-    after it began (``lists_after``)."""
+    ``matches`` (other such calls wait for it to finish); records the listings of each prefix
+    (``lists_after``) and the reads (``gets_after``) made after it began."""
 
     def __init__(
         self,
@@ -38,6 +38,8 @@ class BeforeGet(FaultyBackend):
         self.fired = False
         self._done = asyncio.Event()
         self.lists_after: dict[str, int] = {}
+        #: names of the objects read (``get``) after the action began, in order
+        self.gets_after: list[str] = []
 
     async def _interleave(self, method: str, name: str) -> None:
         if method == self.method and self.matches(name):
@@ -51,6 +53,8 @@ class BeforeGet(FaultyBackend):
 
     async def get(self, name: str, *, offset: int = 0, length: int | None = None) -> bytes:
         await self._interleave("get", name)
+        if self.fired:
+            self.gets_after.append(name)
         return await super().get(name, offset=offset, length=length)
 
     async def stat(self, name: str) -> ObjectInfo:
@@ -64,9 +68,9 @@ class BeforeGet(FaultyBackend):
             yield info
 
 
-async def repack_and_delete(repo: Repository, names: Sequence[str]) -> list[str]:
+async def repack_and_delete(repo: Repository, names: Sequence[str], *, delete: bool = True) -> list[str]:
     """Copy every blob of the packs ``names`` into one new pack each, index them, delete the old
-    packs; returns the new packs' names."""
+    packs (unless not ``delete``); returns the new packs' names."""
     out = []
     for name in names:
         data = await repo.backend.get(name)
@@ -79,6 +83,6 @@ async def repack_and_delete(repo: Repository, names: Sequence[str]) -> list[str]
         pid = await repo.save_pack(kind, writer.salt, bytes(writer.finish()), list(writer.entries))
         out.append(PackInfo(pid, kind, writer.salt).name)
     assert await repo.flush_index() is not None
-    for name in names:
+    for name in names if delete else ():
         await repo.backend.delete(name)
     return out
