@@ -771,6 +771,7 @@ COMMANDS = {
     ("key", "add"),
     ("key", "remove"),
     ("key", "passwd"),
+    ("upgrade",),
     ("cache", "stats"),
     ("cache", "prune"),
     ("cache", "clear"),

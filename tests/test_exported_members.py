@@ -45,6 +45,7 @@ EXPECTED: dict[str, str] = {
     "TiervaultError": "tiervault.errors",
     "TransientBackendError": "tiervault.errors",
     "UnsupportedFormatError": "tiervault.errors",
+    "UpgradeResult": "tiervault.repo.upgrade",
     "UsageError": "tiervault.errors",
     "Vault": "tiervault.vault",
     "WrongPasswordError": "tiervault.errors",

@@ -1,7 +1,9 @@
-"""The golden repository: tiervault must read format v1, as committed in tests/fixtures/golden-v1, forever.
+"""The golden repositories: tiervault must read format v1 and v2, as committed in tests/fixtures/golden-v1
+and tests/fixtures/golden-v2, forever; and golden-v1 upgraded to version 2 must read the same.
 
-The fixture was written once by ``tests/support/make_golden.py``; never regenerate it to make this file
-pass. Every test works on a copy in ``tmp_path``, so the committed bytes are never modified.
+The fixtures were written once by ``tests/support/make_golden.py``; never regenerate one to make this
+file pass. Every test works on a copy in ``tmp_path``, so the committed bytes are never modified. The
+open / list / restore / check tests run on both (``golden``); the damage tests on golden-v1.
 """
 
 from __future__ import annotations
@@ -11,23 +13,62 @@ import json
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tiervault
+from tiervault.core.crypto import object_hash
+from tiervault.core.format.keyfile import version1_bytes
 from tiervault.core.format.pack import PRELUDE_SIZE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "golden-v1"
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE = FIXTURES / "golden-v1"
 MANIFEST: dict[str, Any] = json.loads((FIXTURE / "manifest.json").read_text(encoding="utf-8"))
 PASSWORD: str = MANIFEST["password"]
 SNAPSHOTS: list[list[dict[str, Any]]] = [s["entries"] for s in MANIFEST["snapshots"]]
 
 
-def _objects(prefix: str) -> list[str]:
-    root = FIXTURE / "repo"
+def _objects(prefix: str, fixture: Path = FIXTURE) -> list[str]:
+    root = fixture / "repo"
     return sorted(p.relative_to(root).as_posix() for p in (root / prefix).rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class Golden:
+    """One golden fixture: its directory, manifest and stored objects."""
+
+    version: int
+
+    @property
+    def fixture(self) -> Path:
+        return FIXTURES / f"golden-v{self.version}"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(json.loads((self.fixture / "manifest.json").read_text(encoding="utf-8")))
+
+    @property
+    def snapshots(self) -> list[list[dict[str, Any]]]:
+        return [s["entries"] for s in self.manifest["snapshots"]]
+
+    def objects(self, prefix: str) -> list[str]:
+        return _objects(prefix, self.fixture)
+
+
+GOLDEN = {1: Golden(1), 2: Golden(2)}
+
+
+@pytest.fixture(params=sorted(GOLDEN), ids=lambda v: f"v{v}")
+def golden(request: pytest.FixtureRequest) -> Golden:
+    return GOLDEN[request.param]
+
+
+@pytest.fixture
+def golden_repo(golden: Golden, tmp_path: Path) -> Path:
+    return copy_repo(tmp_path, golden.fixture)
 
 
 DATA_PACKS = _objects("data")
@@ -45,9 +86,9 @@ def test_fixture_is_complete() -> None:
     assert config["version"] == MANIFEST["format_version"] == 1
 
 
-def copy_repo(tmp_path: Path) -> Path:
+def copy_repo(tmp_path: Path, fixture: Path = FIXTURE) -> Path:
     dest = tmp_path / "repo"
-    shutil.copytree(FIXTURE / "repo", dest)
+    shutil.copytree(fixture / "repo", dest)
     for p in dest.rglob("*"):  # a checkout may be read-only; the copy is ours to damage
         p.chmod(p.stat().st_mode | stat.S_IWUSR)
     return dest
@@ -157,53 +198,116 @@ def _is_utf8(b: bytes) -> bool:
     return True
 
 
-async def test_check_reads_everything(repo: Path) -> None:
-    async with tiervault.open(repo, password=PASSWORD) as vault:
+def test_v2_fixture_is_complete() -> None:
+    g = GOLDEN[2]
+    assert len(g.objects("keys")) == 1
+    assert len(g.objects("snapshots")) == len(g.snapshots) == 2
+    assert g.objects("data") and g.objects("meta") and g.objects("index")
+    config = json.loads((g.fixture / "repo" / "config").read_bytes())
+    assert config["version"] == g.manifest["format_version"] == 2
+    assert config["write_features"] == ["gc-1"] and config["read_features"] == []
+    assert "upgraded_from" not in config  # created as version 2
+    # the same source tree and points as golden-v1: only the format differs
+    assert g.snapshots == SNAPSHOTS
+
+
+async def test_check_reads_everything(golden: Golden, golden_repo: Path) -> None:
+    async with tiervault.open(golden_repo, password=PASSWORD) as vault:
+        assert vault._repo.format_version == golden.version
         result = await vault.check(read_data=True)
     assert result.ok, result.errors
     assert result.snapshots == 2
-    assert result.packs == result.packs_read == len(DATA_PACKS) + len(META_PACKS)
+    assert result.packs == result.packs_read == len(golden.objects("data")) + len(golden.objects("meta"))
     assert not result.warnings
 
 
-async def test_points_are_listed(repo: Path) -> None:
-    async with tiervault.open(repo, password=PASSWORD) as vault:
+async def test_points_are_listed(golden: Golden, golden_repo: Path) -> None:
+    async with tiervault.open(golden_repo, password=PASSWORD) as vault:
         points = await vault.points()
         items = await vault.items()
-    assert [p.item for p in points] == [MANIFEST["item"]] * 2
-    assert sorted("snapshots/" + p.id for p in points) == SNAPSHOT_OBJECTS
+    assert [p.item for p in points] == [golden.manifest["item"]] * 2
+    assert sorted("snapshots/" + p.id for p in points) == golden.objects("snapshots")
     assert points[0].time < points[1].time
     assert points[1].parent == points[0].id
     assert not any(p.partial for p in points)
-    assert [i.name for i in items] == [MANIFEST["item"]]
+    assert [i.name for i in items] == [golden.manifest["item"]]
 
 
 @pytest.mark.parametrize("index", range(len(SNAPSHOTS)))
-async def test_restore_reproduces_the_manifest(repo: Path, tmp_path: Path, index: int) -> None:
+async def test_restore_reproduces_the_manifest(
+    golden: Golden, golden_repo: Path, tmp_path: Path, index: int
+) -> None:
     target = tmp_path / "restored"
-    async with tiervault.open(repo, password=PASSWORD) as vault:
+    async with tiervault.open(golden_repo, password=PASSWORD) as vault:
         point = (await vault.points())[index]
         result = await vault.restore(point, target, verify=True)
     assert result.ok, result.errors
-    assert result.stats.files_verified == sum(e["type"] == "file" for e in SNAPSHOTS[index])
-    assert_matches_manifest(target, SNAPSHOTS[index])
+    assert result.stats.files_verified == sum(e["type"] == "file" for e in golden.snapshots[index])
+    assert_matches_manifest(target, golden.snapshots[index])
 
 
-async def test_restore_by_id_prefix_and_latest(repo: Path, tmp_path: Path) -> None:
-    async with tiervault.open(repo, password=PASSWORD) as vault:
+async def test_restore_by_id_prefix_and_latest(golden: Golden, golden_repo: Path, tmp_path: Path) -> None:
+    async with tiervault.open(golden_repo, password=PASSWORD) as vault:
         first, _second = await vault.points()
         await vault.restore(first.id[:12], tmp_path / "a", verify=True)
         await vault.restore("latest", tmp_path / "b", verify=True)
-    assert_matches_manifest(tmp_path / "a", SNAPSHOTS[0])
-    assert_matches_manifest(tmp_path / "b", SNAPSHOTS[1])
+    assert_matches_manifest(tmp_path / "a", golden.snapshots[0])
+    assert_matches_manifest(tmp_path / "b", golden.snapshots[1])
+
+
+async def test_golden_v1_upgraded_reads_restores_and_checks(repo: Path, tmp_path: Path) -> None:
+    """golden-v1 upgraded to version 2: its one key slot (sealed for the version-1 config) still opens,
+    every point restores as the manifest says, check reads everything; a second upgrade is a no-op."""
+    v1 = (repo / "config").read_bytes()
+    async with tiervault.open(repo, password=PASSWORD) as vault:
+        result = await vault.upgrade()
+    assert result.upgraded and result.upgraded_from == object_hash(v1)
+    config = json.loads((repo / "config").read_bytes())
+    assert config["version"] == 2 and config["upgraded_from"] == object_hash(v1)
+    assert version1_bytes(config) == v1
+    assert not (repo / "config.next").exists()
+    async with tiervault.open(repo, password=PASSWORD) as vault:
+        assert vault._repo.format_version == 2
+        points = await vault.points()
+        assert sorted("snapshots/" + p.id for p in points) == SNAPSHOT_OBJECTS
+        for i, point in enumerate(points):
+            restored = await vault.restore(point, tmp_path / f"restored-{i}", verify=True)
+            assert restored.ok, restored.errors
+            assert_matches_manifest(tmp_path / f"restored-{i}", SNAPSHOTS[i])
+        check = await vault.check(read_data=True)
+        assert check.ok, check.errors
+        assert check.packs_read == len(DATA_PACKS) + len(META_PACKS)
+        assert not (await vault.upgrade()).upgraded
 
 
 # ---------------------------------------------------------------------------------------------- refusals
 
 
-async def test_wrong_password(repo: Path) -> None:
+async def test_wrong_password(golden_repo: Path) -> None:
     with pytest.raises(tiervault.WrongPasswordError):
-        await tiervault.open(repo, password="not-the-golden-password")
+        await tiervault.open(golden_repo, password="not-the-golden-password")
+
+
+async def test_v2_newer_format_version_is_refused_before_a_password(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path, GOLDEN[2].fixture)
+    config = repo / "config"
+    text = config.read_text(encoding="utf-8")
+    assert '"version":2' in text
+    config.write_text(text.replace('"version":2', '"version":3'), encoding="utf-8")
+    for password in (PASSWORD, "whatever"):
+        with pytest.raises(tiervault.UnsupportedFormatError, match="upgrade tiervault"):
+            await tiervault.open(repo, password=password)
+
+
+async def test_v2_modified_config_is_an_integrity_error(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path, GOLDEN[2].fixture)
+    config = repo / "config"
+    doc = json.loads(config.read_bytes())
+    doc["pack_size"] = doc["pack_size"] // 2
+    config.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    with pytest.raises(tiervault.IntegrityError) as info:
+        await tiervault.open(repo, password=PASSWORD)
+    assert info.value.name == "config"
 
 
 async def test_newer_format_version_is_refused(repo: Path) -> None:

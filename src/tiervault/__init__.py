@@ -34,6 +34,7 @@ from tiervault.maintenance import CheckResult
 from tiervault.memory import tune_allocator
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
+from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
@@ -71,6 +72,7 @@ __all__ = [
     "TiervaultError",
     "TransientBackendError",
     "UnsupportedFormatError",
+    "UpgradeResult",
     "UsageError",
     "Vault",
     "WrongPasswordError",

@@ -1,9 +1,13 @@
 """Taking a recovery point of a protected item: the run around the archiver.
 
 In order (docs/format.md, "Ordering invariants"): remove the temp files of killed writers past the
-safe age; index the packs an interrupted snapshot left; pick the parent; run the archiver in a
-worker thread (cancellable: its threads stop before the cancellation propagates); write the index;
-commit the snapshot object last; then let the disk tier keep what the newest point needs.
+safe age; under format version 2, join the repository's heartbeat series (``repo/heartbeat.py``) and
+only then read ``gc/`` and (first session) every index file again; index the packs an interrupted
+snapshot left; pick the parent; run the archiver in a worker thread (cancellable: its threads stop
+before the cancellation propagates); write the index; renew the heartbeat, and a lapsed writer
+rescues what it needs (``repo/rescue.py``); commit the snapshot object last (checked again if the
+commit took too long); end the session (the last one deletes the heartbeat); then let the disk tier
+keep what the newest point needs.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from tiervault.clock import Clock
 from tiervault.deadline import stop_time
 from tiervault.errors import UsageError
 from tiervault.protection import require_text
+from tiervault.repo.heartbeat import HeartbeatSeries
 from tiervault.repo.leftovers import remove_stale
 from tiervault.repo.provenance import host_name, now_iso, user_name
 from tiervault.repo.repository import Repository
+from tiervault.repo.rescue import after_commit, commit_renewal
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, datetime_iso
 from tiervault.repo.treewalk import data_packs_of
 from tiervault.selection import parent_of
@@ -62,6 +68,31 @@ async def take(
         raise UsageError(f"source path {item.source!r} of item {item.name!r} is missing or not a directory")
     await remove_stale(repo.backend)  # temp files of killed writers, past the safe age
     stop_at = stop_time(deadline, clock)
+    series = None
+    if repo.gc_enabled:
+        # version 2: the heartbeat first, then a fresh view of gc/ and the index (invariant 10)
+        series = await repo.sessions.begin(clock, lambda first: repo.refresh_gc_view(reload_index=first))
+    try:
+        return await _session(
+            repo, item, series, clock, disk_tier, tags, force_rehash, progress, stop_at, point_time
+        )
+    finally:
+        if series is not None:
+            await repo.sessions.end()  # the last session deletes the heartbeat (even when cancelled)
+
+
+async def _session(
+    repo: Repository,
+    item: ItemRecord,
+    series: HeartbeatSeries | None,
+    clock: Clock,
+    disk_tier: CacheBackend | None,
+    tags: Sequence[str],
+    force_rehash: bool,
+    progress: Progress | None,
+    stop_at: float | None,
+    point_time: str | None,
+) -> Backup:
     await repo.index_orphan_packs()  # resume: reuse what an interrupted snapshot stored
     parent = await parent_of(repo, item)
     archiver = FolderArchiver(
@@ -80,6 +111,9 @@ async def take(
     )
     outcome = await run_archiver(archiver)
     await repo.flush_index()
+    renewed = None
+    if series is not None:  # version 2, rule 6: renew, and a lapsed writer rescues what it needs
+        renewed = await commit_renewal(repo, series, outcome.tree)
     committed = now_iso()
     rec = SnapshotRecord(
         item=item.name,
@@ -100,6 +134,8 @@ async def take(
         committed=committed if point_time is not None else None,
     )
     await repo.save_snapshot(rec)
+    if series is not None and renewed is not None:
+        await after_commit(repo, series, outcome.tree, rec.id, renewed)
     if disk_tier is not None and disk_tier.enabled and not rec.incomplete:
         # the disk tier keeps what the newest point of each item needs, while its bound allows
         await disk_tier.pin(newest_point_pin(item.name), await data_packs_of(repo, outcome.tree))

@@ -28,6 +28,7 @@ from tiervault.repo.leftovers import incomplete_writes, leftover_warnings
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, node_at, walk
+from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
 from tiervault.restore.placement import check_target
 from tiervault.retention import RetentionDecision
@@ -357,6 +358,14 @@ class Vault:
         result = await check(self._repo, read_data=read_data)
         result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
         return result
+
+    async def upgrade(self) -> UpgradeResult:
+        """Upgrade the repository to format version 2 (docs/format.md, "Upgrading to version 2"):
+        tiervault versions that only know version 1 can then no longer open it, every key slot still
+        opens, nothing but ``config`` is rewritten. Resumes an upgrade a killed run left half done;
+        on a version-2 repository it changes nothing and says so (``result.upgraded`` is False). A
+        repository needing writer features this tiervault lacks is refused (``UnsupportedFormatError``)."""
+        return await self._repo.upgrade()
 
     async def keys(self) -> list[KeyInfo]:
         """The repository's key slots, oldest first."""

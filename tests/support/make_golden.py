@@ -1,12 +1,16 @@
-"""Build the golden repository that pins on-storage format v1 (``tests/fixtures/golden-v1``).
+"""Build a golden repository that pins an on-storage format version: ``tests/fixtures/golden-v1`` (format
+version 1) and ``tests/fixtures/golden-v2`` (format version 2, a repository created as version 2).
 
-    .venv/bin/python tests/support/make_golden.py [--out DIR] [--force]
+    .venv/bin/python tests/support/make_golden.py [--format-version N] [--out DIR] [--force]
 
 The source tree is deterministic (fixed content, modes and mtimes); the repository is not (keys, salts,
 ids are random), which is why the result is generated once and committed: ``tests/test_golden.py``
-reads those committed bytes forever, so any change that makes tiervault unable to read format v1
-breaks it. ``manifest.json`` describes, for each recovery point in order, every entry of the source tree
-as it was when the point was taken; it is derived from the files on disk, not from the repository.
+reads those committed bytes forever, so any change that makes tiervault unable to read format v1 or v2
+breaks it. Both versions hold the same source tree and the same two recovery points; the repository is
+created with ``Repository.init(..., version=N)`` and 16 MiB packs (what ``golden-v1`` was made with),
+then written through the public API. ``manifest.json`` describes, for each recovery point in order,
+every entry of the source tree as it was when the point was taken; it is derived from the files on
+disk, not from the repository.
 
 Never regenerate the fixture to make a failing golden test pass: that would hide exactly the
 incompatibility the test exists to catch. Regenerate only for a new format version, into a new directory.
@@ -28,11 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import tiervault
+from tiervault.backend.local import LocalBackend
+from tiervault.repo.repository import DEFAULT_PACK_SIZE, Repository
 
 PASSWORD = "golden-password"
 ITEM = "golden"
 KDF = tiervault.ScryptParams(log_n=10)
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "fixtures" / "golden-v1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+#: the format versions a golden fixture exists for (``FIXTURES / f"golden-v{N}"``)
+VERSIONS = (1, 2)
 
 BIG_SIZE = 1536 * 1024  # 1.5 MiB of random bytes: at least two chunks with the default chunker
 SPARSE_HOLE = 4 << 20
@@ -54,6 +62,7 @@ def build_source(root: bytes) -> None:
     os.mkdir(j(root, b"docs"), 0o755)
     os.mkdir(j(root, b"empty-dir"), 0o700)
     os.mkdir(j(root, b"scripts"), 0o750)
+    # the same text in every fixture: this is the source tree, not the format
     _write(j(root, b"README.txt"), b"tiervault golden repository, format v1\n", 0o644)
     _write(j(root, b"docs", b"notes.md"), b"# Notes\n\nFirst version of the notes.\n", 0o644)
     _write(j(root, b"docs", b"empty.txt"), b"", 0o600)
@@ -182,9 +191,15 @@ async def _tree_nodes(vault: tiervault.Vault, point: tiervault.RecoveryPoint) ->
     return {n.name: n for n in await repo.load_tree(bytes.fromhex(rec.tree))}
 
 
-async def build_repository(repo_dir: Path, src: bytes) -> list[list[dict[str, Any]]]:
+async def build_repository(repo_dir: Path, src: bytes, version: int) -> list[list[dict[str, Any]]]:
     manifests = []
-    async with tiervault.init(repo_dir, password=PASSWORD, kdf=KDF) as vault:
+    async with LocalBackend(repo_dir) as backend:
+        await Repository.init(
+            backend, PASSWORD.encode(), kdf=KDF, pack_size=DEFAULT_PACK_SIZE, version=version
+        )
+    async with tiervault.open(repo_dir, password=PASSWORD) as vault:
+        if vault._repo.format_version != version:
+            raise RuntimeError(f"made format version {vault._repo.format_version}, not {version}")
         await vault.protect(os.fsdecode(src), name=ITEM)
         for generation in range(2):
             if generation:
@@ -216,7 +231,7 @@ class _Retry(Exception):
     pass
 
 
-def generate(out: Path) -> None:
+def generate(out: Path, version: int) -> None:
     for _attempt in range(20):
         with tempfile.TemporaryDirectory(prefix="tiervault-golden-") as tmp:
             src = os.fsencode(os.path.join(tmp, "source"))
@@ -225,7 +240,7 @@ def generate(out: Path) -> None:
             if not (os.lstat(os.path.join(src, b"sparse.img")).st_blocks * 512 < SPARSE_HOLE):
                 raise RuntimeError("this file system does not keep holes; generate the fixture elsewhere")
             try:
-                manifests = asyncio.run(build_repository(repo_dir, src))
+                manifests = asyncio.run(build_repository(repo_dir, src, version))
             except _Retry as exc:  # the chunker seed is random per repository
                 print(f"retrying: {exc}", file=sys.stderr)
                 continue
@@ -235,8 +250,8 @@ def generate(out: Path) -> None:
     else:
         raise RuntimeError("could not build a repository where big.bin spans two chunks")
     manifest = {
-        "description": "tiervault golden repository, format v1: see tests/support/make_golden.py",
-        "format_version": 1,
+        "description": f"tiervault golden repository, format v{version}: see tests/support/make_golden.py",
+        "format_version": version,
         "password": PASSWORD,
         "kdf": {"log_n": KDF.log_n, "r": KDF.r, "p": KDF.p},
         "item": ITEM,
@@ -253,17 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--format-version", type=int, choices=VERSIONS, default=VERSIONS[-1])
+    parser.add_argument("--out", type=Path, default=None, help="default: tests/fixtures/golden-vN")
     parser.add_argument(
         "--force", action="store_true", help="replace an existing fixture (see the warning above)"
     )
     args = parser.parse_args(argv)
-    out: Path = args.out
+    out: Path = args.out or FIXTURES / f"golden-v{args.format_version}"
     if out.exists():
         if not args.force:
             parser.error(f"{out} exists; the golden fixture is generated once (use --force to replace it)")
         shutil.rmtree(out)
-    generate(out)
+    generate(out, args.format_version)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({size} bytes)")
     return 0

@@ -27,6 +27,7 @@ from tiervault.archiver.readers import Job, ReaderPool, Stopped
 from tiervault.core.crypto import chunk_id
 from tiervault.core.format import FormatError
 from tiervault.core.format.tree import (
+    Node,
     content_to_json,
     decode_tree_json,
     encode_tree_json,
@@ -119,7 +120,33 @@ class FolderWalker:
         self._stats_lock: threading.Lock = findings.lock
         self._ready: collections.deque[PendingDir] = collections.deque()
         #: checks the parent's subtrees a stop keeps unvisited (``_sound_subtrees``)
-        self._counter = TreeCounter(repo)
+        self._counter = TreeCounter(repo, on_tree=self._seen_tree)
+        #: of each tree the counter loaded: its subtrees, and whether it and its content chunks all
+        #: have usable locations (format version 2: none only in condemned or gone packs)
+        self._tree_subs: dict[bytes, list[bytes]] = {}
+        self._tree_usable: dict[bytes, bool] = {}
+
+    def _seen_tree(self, tid: bytes, nodes: list[Node]) -> None:
+        index = self.repo.index
+        self._tree_subs[tid] = [n.subtree for n in nodes if n.subtree is not None]
+        self._tree_usable[tid] = tid in index and all(
+            c in index for n in nodes for c in n.content if isinstance(c, bytes)
+        )
+
+    def _usable_subtree(self, root: bytes) -> bool:
+        """Whether every tree and chunk below ``root`` (loaded by ``_counter``) has a usable location:
+        a stop keeps an unvisited directory by reference, which must not take a new reference to a
+        condemned pack (writer rule 3)."""
+        stack, seen = [root], set()
+        while stack:
+            tid = stack.pop()
+            if tid in seen:
+                continue
+            seen.add(tid)
+            if not self._tree_usable.get(tid, False):
+                return False
+            stack.extend(self._tree_subs.get(tid, ()))
+        return True
 
     def _call(self, coro_factory: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
@@ -290,6 +317,8 @@ class FolderWalker:
                     depth = self._call(functools.partial(self._counter.depth, tid))
                     if frame.depth + 1 + depth > DEFAULT_MAX_DEPTH:
                         problem = f"deeper than {DEFAULT_MAX_DEPTH} names"
+                    elif self.repo.index.has_unusable and not self._usable_subtree(tid):
+                        problem = "some of its chunks are only in packs a prune condemned"
                 except TiervaultError as exc:
                     problem = str(exc)
                 if problem is not None:
@@ -344,7 +373,12 @@ class FolderWalker:
             nodes.append((name, obj))
         nodes.sort(key=_by_name)
         objs = [obj for _, obj in nodes]
-        if pending.parent_nodes is not None and objs == pending.parent_nodes:
+        if (
+            pending.parent_nodes is not None
+            and objs == pending.parent_nodes
+            and pending.parent_tree is not None
+            and pending.parent_tree in self.repo.index  # not only in a condemned pack (writer rule 3)
+        ):
             pending.tree_id = pending.parent_tree  # unchanged directory: its tree is already stored
         else:
             data = encode_tree_json(objs)

@@ -27,7 +27,8 @@ The package, one module per concern (the layer rule: only the public ``tiervault
   repository; ``output``: text, tables, progress, logging; ``options``: the global options and how a
   command is added; ``parser``: :func:`build_parser` from the command groups;
 * the command groups, each with ``register(commands)``: ``init``, ``items`` (protect, items),
-  ``snapshot``, ``points`` (points, ls), ``restore``, ``check``, ``keys`` (key ...), ``cache`` (cache ...).
+  ``snapshot``, ``points`` (points, ls), ``forget``, ``restore``, ``check``, ``keys`` (key ...), ``upgrade``,
+  ``cache`` (cache ...).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from tiervault.core.format.pack import (
     open_header,
     parse_prelude,
 )
-from tiervault.errors import IntegrityError
-from tiervault.repo.index import Index, pack_name
+from tiervault.errors import IntegrityError, ObjectNotFoundError
+from tiervault.repo.index import NORMAL, Index, PackRanks, pack_name
 from tiervault.repo.objects import SealedObjects, bounded_gather, put_hashed
 
 log = logging.getLogger("tiervault.repo")
@@ -41,6 +41,10 @@ class IndexFiles:
         self._pending: list[PackRecord] = []
         self._pending_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
+        #: the index files read into ``index`` (and written by this process) since the last full load
+        self.loaded: set[str] = set()
+        #: which GC view ``index``'s ranks come from (``Repository.refresh_gc_view``), None if unknown
+        self.view_token: object = None
 
     async def names(self) -> list[str]:
         return [info.name async for info in self.backend.list("index/")]
@@ -52,29 +56,78 @@ class IndexFiles:
         except FormatError as exc:
             raise IntegrityError(name, str(exc)) from exc
 
-    async def load_all(self) -> None:
+    async def load_all(self, *, token: object = None) -> None:
         """Load every index file. A damaged one is logged and kept in ``errors`` (``check`` reports
         it; a restore that needs a chunk only it listed fails naming it) instead of making the whole
-        repository unusable."""
-        names = await self.names()
+        repository unusable. ``token`` names the GC view the index's ranks come from (``view_token``)."""
+        errors, self.loaded = await self._load_into(self.index)
+        self.errors.extend(errors)
+        self.view_token = token
+
+    async def _load_into(
+        self, index: Index, skip: set[str] | None = None
+    ) -> tuple[list[IntegrityError], set[str]]:
+        """Load every index file (but those in ``skip``) into ``index``; returns the damaged ones and
+        the names read. A file listed but absent when read was replaced by a consolidation, which
+        stored its successors first: ``index/`` is listed again and what is new is loaded too."""
+        errors: list[IntegrityError] = []
+        seen: set[str] = set(skip or ())
+        absent = True
 
         async def load(name: str) -> list[PackRecord]:
+            nonlocal absent
             try:
                 return await self.load_file(name)
             except IntegrityError as exc:
                 log.error("%s", exc)
-                self.errors.append(exc)
-                return []
+                errors.append(exc)
+            except ObjectNotFoundError:
+                absent = True
+            return []
 
-        for records in await bounded_gather([functools.partial(load, n) for n in names]):
-            for rec in records:
-                self.index.add_record(rec)
+        while absent:
+            absent = False
+            names = [n for n in await self.names() if n not in seen]
+            seen.update(names)
+            for records in await bounded_gather([functools.partial(load, n) for n in names]):
+                for rec in records:
+                    index.add_record(rec)
+        return errors, seen
+
+    async def reload(
+        self, ranks: PackRanks | None, *, drop_unusable: bool = False, token: object = None
+    ) -> None:
+        """A fresh view (format version 2, writer rule 2): every index file read again into a new
+        ``Index`` under ``ranks``, with the records not yet in an index file, then swapped into
+        ``self.index``. No flush runs meanwhile, so no stored pack is missed. ``drop_unusable`` (no
+        session runs): records left pending by a failed session whose packs a prune has condemned
+        or swept since are dropped, as an orphan would not be adopted (writer rule 4). ``token`` as
+        for ``load_all``."""
+        async with self._flush_lock:
+            fresh = Index(ranks)
+            errors, loaded = await self._load_into(fresh)
+            async with self._pending_lock:
+                if drop_unusable:
+                    self._pending = [r for r in self._pending if fresh.pack_rank(r.pack_id) == NORMAL]
+                for rec in self._pending:
+                    fresh.add_record(rec)
+                self.index.replace(fresh)
+                self.errors[:] = errors
+                self.loaded, self.view_token = loaded, token
+
+    async def load_new(self) -> None:
+        """Load the index files written since the view was loaded (others' new packs): what a reload
+        would add while the GC view is the same (no pack's rank changed, so no location held is
+        worse than one a reload would pick)."""
+        async with self._flush_lock:
+            errors, self.loaded = await self._load_into(self.index, self.loaded)
+            self.errors.extend(errors)
 
     async def add(self, rec: PackRecord) -> None:
         """A stored pack: known in memory now, in an index file at the next ``flush`` (which comes by
         itself every ``INDEX_FLUSH_PACKS`` packs)."""
-        self.index.add_record(rec)
-        async with self._pending_lock:
+        async with self._pending_lock:  # with the record, so that a reload never misses it
+            self.index.add_record(rec)
             self._pending.append(rec)
             due = len(self._pending) >= INDEX_FLUSH_PACKS
         if due:  # a long snapshot indexes its packs as it goes: an interruption loses little
@@ -93,23 +146,27 @@ class IndexFiles:
                 data = await asyncio.to_thread(
                     lambda: seal_object(self._key, ObjectType.INDEX, encode_index(records))
                 )
-                return await put_hashed(self.backend, "index/", data)
+                name = await put_hashed(self.backend, "index/", data)
             except BaseException:
                 async with self._pending_lock:
                     self._pending[:0] = records
                 raise
+            self.loaded.add(name)
+            return name
 
     async def recover_orphans(self) -> int:
         """Index packs that reached storage but not an index file (an interrupted snapshot), so the
         next snapshot reuses their chunks instead of uploading them again. Reads only each orphan's
         prelude, header and trailer. A pack whose header does not authenticate is left to ``check``.
-        Returns how many packs were recovered."""
+        Returns how many packs were recovered. Under format version 2 only packs neither condemned nor
+        gone in the current view are adopted (writer rule 4)."""
         known = self.index.pack_ids()
         orphans = []
         for kind in PackKind:
             async for info in self.backend.list(kind.prefix + "/"):
                 pid = info.name.rsplit("/", 1)[-1]
-                if pid not in known and len(pid) == 64:
+                # version 2: a pack a prune condemned (or swept) is left to it (writer rule 4)
+                if pid not in known and len(pid) == 64 and self.index.pack_rank(pid) == NORMAL:
                     orphans.append((kind, pid, info.size))
 
         records = await bounded_gather([functools.partial(self._recover, *o) for o in orphans])

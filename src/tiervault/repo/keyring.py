@@ -15,6 +15,7 @@ from tiervault.core.crypto import AuthenticationFailed, MasterKeys, ScryptParams
 from tiervault.core.format import READ_FEATURES, REPOSITORY_VERSIONS, FormatError
 from tiervault.core.format.keyfile import (
     CONFIG_NAME,
+    CONFIG_NEXT_NAME,
     KeySlot,
     decode_config,
     open_keys,
@@ -37,13 +38,25 @@ log = logging.getLogger("tiervault.repo")
 
 
 async def read_config(backend: Backend) -> tuple[bytes, dict[str, Any]]:
-    """``config`` as stored and decoded, checked before any key is tried: a repository, of a format
-    version this code reads, with chunker parameters it can use."""
+    """``config`` as stored and decoded (see :func:`read_stored_config`)."""
+    _name, config_bytes, config = await read_stored_config(backend)
+    return config_bytes, config
+
+
+async def read_stored_config(backend: Backend) -> tuple[str, bytes, dict[str, Any]]:
+    """The name ``config`` was read from, its bytes and its decoding, checked before any key is tried:
+    a repository, of a format version this code reads, with chunker parameters it can use. Without
+    ``config``, an upgrade stopped between its steps 2 and 3 left the version-2 one in ``config.next``:
+    that one is read (docs/format.md, "Upgrading to version 2"); ``unlock`` checks it as any config."""
+    name = CONFIG_NAME
     try:
         config_bytes = await backend.get(CONFIG_NAME)
     except ObjectNotFoundError as exc:
-        why = f" ({exc})" if "container" in str(exc) else ""
-        raise RepositoryNotFoundError(f"no tiervault repository at {backend.location}{why}") from exc
+        try:
+            name, config_bytes = CONFIG_NEXT_NAME, await backend.get(CONFIG_NEXT_NAME)
+        except ObjectNotFoundError:
+            why = f" ({exc})" if "container" in str(exc) else ""
+            raise RepositoryNotFoundError(f"no tiervault repository at {backend.location}{why}") from exc
     try:
         config = decode_config(config_bytes)
     except FormatError as exc:
@@ -65,7 +78,12 @@ async def read_config(backend: Backend) -> tuple[bytes, dict[str, Any]]:
         raise UnsupportedFormatError(
             f"{backend.location}: config has unusable chunker parameters: {exc}"
         ) from exc
-    return config_bytes, config
+    if name == CONFIG_NEXT_NAME and (config["version"] != 2 or "upgraded_from" not in config):
+        raise UnsupportedFormatError(
+            f"{backend.location} has no config, and its {CONFIG_NEXT_NAME} is not an upgraded "
+            "version-2 config"
+        )
+    return name, config_bytes, config
 
 
 async def unlock(

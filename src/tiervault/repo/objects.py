@@ -63,6 +63,11 @@ class SealedObjects:
         """Seal ``plain`` (already encoded) and store it as ``prefix + hash``; returns that name."""
         return await put_hashed(self.backend, prefix, seal_object(self._key, otype, plain))
 
+    def seal(self, prefix: str, otype: ObjectType, plain: bytes) -> tuple[str, bytes]:
+        """``save_plain`` without the put: the name the sealed bytes will have, and the bytes."""
+        data = seal_object(self._key, otype, plain)
+        return prefix + object_hash(data), data
+
     async def load(self, name: str, otype: ObjectType) -> bytes:
         """The plaintext of a sealed object, checked against its name and authenticated."""
         return self.open_bytes(name, await self.backend.get(name), otype)

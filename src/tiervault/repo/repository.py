@@ -23,7 +23,13 @@ from tiervault.core.crypto import MasterKeys, ScryptParams, object_hash
 from tiervault.core.format import REPOSITORY_VERSIONS, WRITE_FEATURES
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.indexfile import PackRecord
-from tiervault.core.format.keyfile import CONFIG_NAME, decode_config, encode_config
+from tiervault.core.format.keyfile import (
+    CONFIG_NAME,
+    CONFIG_NEXT_NAME,
+    canonical_json,
+    decode_config,
+    encode_config,
+)
 from tiervault.core.format.pack import PackEntry, PackKind
 from tiervault.core.format.tree import Node
 from tiervault.errors import (
@@ -33,15 +39,18 @@ from tiervault.errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from tiervault.repo.gcstate import GcState, load_gc_state
+from tiervault.repo.heartbeat import WriterSessions
 from tiervault.repo.index import Index, Location, PackInfo
 from tiervault.repo.indexing import INDEX_FLUSH_PACKS, IndexFiles
-from tiervault.repo.keyring import Keyring, read_config, unlock
+from tiervault.repo.keyring import Keyring, read_stored_config, unlock
 from tiervault.repo.objects import SealedObjects, get_verified
 from tiervault.repo.packs import Packs
 from tiervault.repo.points import Points
 from tiervault.repo.provenance import now_iso
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord
 from tiervault.repo.trees import META_CACHE_BYTES, Trees
+from tiervault.repo.upgrade import StoredConfig, UpgradeResult, settle, upgrade
 
 __all__ = ["DEFAULT_PACK_SIZE", "INDEX_FLUSH_PACKS", "LOCAL_PACK_SIZE", "META_CACHE_BYTES", "Repository"]
 
@@ -50,6 +59,11 @@ log = logging.getLogger("tiervault.repo")
 DEFAULT_PACK_SIZE = 16 << 20
 #: the default for a repository on a local file system (``tiervault.init``)
 LOCAL_PACK_SIZE = 8 << 20
+
+
+def view_token(state: GcState) -> tuple[frozenset[str], frozenset[str], int]:
+    """What the ranks of a GC view depend on: its plans and GONE records (and damaged objects)."""
+    return frozenset(state.plans), frozenset(state.gones), len(state.damaged)
 
 
 class Repository:
@@ -68,6 +82,14 @@ class Repository:
         self.packs = Packs(backend, keys, self.index, self.index_files)
         self.trees = Trees(backend, self.index, self.packs)
         self.points = Points(backend, self.objects)
+        #: the GC state of the last view (format version 2; empty for version 1 or before a load)
+        self.gc = GcState()
+        #: the snapshot sessions running on this repository and their heartbeat series
+        self.sessions = WriterSessions(backend, self.objects)
+        #: the config as stored (``open`` and ``init`` set it), and whether a half-done upgrade to
+        #: version 2 has been looked for (``finish_upgrade``, before the first write)
+        self.stored_config = StoredConfig(CONFIG_NAME, canonical_json(config))
+        self._upgrade_settled = False
 
     @classmethod
     async def init(
@@ -88,12 +110,12 @@ class Repository:
             raise UsageError("an empty password is not allowed")
         if version not in REPOSITORY_VERSIONS:
             raise UsageError(f"format version must be one of {REPOSITORY_VERSIONS}, not {version!r}")
-        try:
-            await backend.stat(CONFIG_NAME)
-        except ObjectNotFoundError:
-            pass
-        else:
-            raise RepositoryExistsError(f"a repository already exists at {backend.location}")
+        for name in (CONFIG_NAME, CONFIG_NEXT_NAME):  # config.next alone: an upgrade was killed
+            try:
+                await backend.stat(name)
+            except ObjectNotFoundError:
+                continue
+            raise RepositoryExistsError(f"a repository already exists at {backend.location} ({name})")
         config_bytes = encode_config(
             os.urandom(32).hex(), now_iso(), chunker.to_json(), pack_size, version=version
         )
@@ -101,6 +123,7 @@ class Repository:
         # key first, config last: a repository "exists" only once it can also be opened
         slot = await repo.keyring.write_slot(password, kdf or ScryptParams(), object_hash(config_bytes))
         repo.key_name = slot
+        repo.stored_config = StoredConfig(CONFIG_NAME, config_bytes)
         if not await backend.put_if_absent(CONFIG_NAME, config_bytes) and (
             await backend.get(CONFIG_NAME) != config_bytes  # equal: our write, its response was lost
         ):
@@ -112,9 +135,10 @@ class Repository:
     @classmethod
     async def open(cls, backend: Backend, password: bytes) -> Repository:
         """Check ``config``, find the key slot ``password`` opens, then load every index file."""
-        config_bytes, config = await read_config(backend)
+        config_name, config_bytes, config = await read_stored_config(backend)
         keys, key_name = await unlock(backend, config_bytes, config, password)
         repo = cls(backend, config, keys, key_name)
+        repo.stored_config = StoredConfig(config_name, config_bytes)
         await repo.load_index()
         return repo
 
@@ -137,7 +161,9 @@ class Repository:
     async def require_writable(self, what: str) -> None:
         """Refuse ``what`` (a snapshot, protect, forget, prune) where this code does not know the rules
         writers must follow: a ``write_features`` entry it lacks, or a version-1 ``config`` beside
-        version-2 objects (a ``config`` rolled back from version 2). Reading stays possible."""
+        version-2 objects (a ``config`` rolled back from version 2). Reading stays possible. An upgrade
+        to version 2 left half done is finished first."""
+        await self.finish_upgrade()
         if self.unknown_write_features:
             raise UnsupportedFormatError(
                 f"cannot {what}: the repository at {self.backend.location} needs writer features this "
@@ -153,6 +179,25 @@ class Repository:
                             f"{info.name} is a version-2 object (a downgraded config?): refusing to "
                             "write with version-1 rules; run check (reading and restoring work)"
                         )
+
+    async def finish_upgrade(self) -> None:
+        """Finish an upgrade to version 2 that a killed run left half done, once per session, before
+        the first write (docs/format.md, "Upgrading to version 2")."""
+        if not self._upgrade_settled:
+            settled = await settle(self.backend, self.stored_config)
+            if settled is not None:
+                self._use_config(settled)
+            self._upgrade_settled = True
+
+    async def upgrade(self) -> UpgradeResult:
+        """Upgrade the repository to format version 2 (or finish an upgrade; version 2: a no-op)."""
+        stored, result = await upgrade(self.backend, self.stored_config, self.unknown_write_features)
+        self._use_config(stored)
+        self._upgrade_settled = True
+        return result
+
+    def _use_config(self, stored: StoredConfig) -> None:
+        self.stored_config, self.config = stored, decode_config(stored.data)
 
     @property
     def put_needs_bytes(self) -> bool:
@@ -178,6 +223,7 @@ class Repository:
         self.keyring.key_name = name
 
     async def add_key(self, password: bytes, *, kdf: ScryptParams | None = None) -> str:
+        await self.finish_upgrade()  # a new slot seals the hash of ``config`` as stored
         return await self.keyring.add(password, kdf=kdf)
 
     async def list_keys(self) -> list[dict[str, Any]]:
@@ -187,6 +233,7 @@ class Repository:
         await self.keyring.remove(key_id)
 
     async def change_password(self, new_password: bytes, *, kdf: ScryptParams | None = None) -> str:
+        await self.finish_upgrade()
         return await self.keyring.change_password(new_password, kdf=kdf)
 
     # ------------------------------------------------------------------ delegation: index, packs
@@ -199,7 +246,31 @@ class Repository:
         return await self.index_files.load_file(name)
 
     async def load_index(self) -> None:
-        await self.index_files.load_all()
+        """Load every index file; under version 2 after ``gc/``, so that reads prefer a location in a
+        pack neither condemned nor gone (a gone pack's only as the last resort)."""
+        token = None
+        if self.gc_enabled:
+            self.gc = await load_gc_state(self.backend, self.objects)
+            self.index.set_ranks(self.gc)
+            token = view_token(self.gc)
+        await self.index_files.load_all(token=token)
+
+    async def refresh_gc_view(self, *, reload_index: bool) -> GcState:
+        """Read ``gc/`` again and apply it to the in-memory index (writer rule 2). ``reload_index``:
+        the view must show every index file too; if the GC state is what the index's ranks came from,
+        the index files written since are loaded into it, else every file is read again into a fresh
+        view. Otherwise the new ranks are applied to the locations held."""
+        state = await load_gc_state(self.backend, self.objects)
+        self.gc = state
+        token = view_token(state)
+        if not reload_index:
+            self.index.set_ranks(state)
+        elif self.index_files.view_token == token:
+            self.index.set_ranks(state)  # the same ranks, from the new state's object
+            await self.index_files.load_new()
+        else:
+            await self.index_files.reload(state, drop_unusable=True, token=token)
+        return state
 
     async def index_names(self) -> list[str]:
         return await self.index_files.names()

@@ -1,7 +1,9 @@
 """What a snapshot may take from its parent point without reading a file (the incremental fast paths).
 
 Entries are compared as tree JSON objects (``core/format/tree.py``, as ``stat_json`` builds them) with
-the listing's ``lstat``. A file's recorded content is reused only while all its chunks are indexed.
+the listing's ``lstat``. A file's recorded content is reused only while all its chunks are indexed and (format
+version 2) each has a location in a pack neither condemned nor gone: ``in`` the index says so
+(``repo/index.py``), so a file with a chunk only in such a pack is read again (writer rule 3).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ _FILE_FIELDS = operator.itemgetter(
 
 
 class ChunkIndex(Protocol):
-    """What reuse needs of the chunk index (``repo.index.Index``): whether a chunk is stored."""
+    """What reuse needs of the chunk index (``repo.index.Index``): whether a chunk is stored where a
+    writer may reference it."""
 
     def __contains__(self, cid: bytes, /) -> bool: ...
 

@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tiervault.core.crypto import MasterKeys, ScryptParams, unwrap, wrap
+from tiervault.core.crypto import MasterKeys, ScryptParams, object_hash, unwrap, wrap
 from tiervault.core.format import REPOSITORY_VERSIONS, WRITE_FEATURES, FormatError
 
 CONFIG_NAME = "config"
+#: the version-2 ``config`` while an upgrade from version 1 runs (docs/format.md, "Upgrading to version 2")
+CONFIG_NEXT_NAME = "config.next"
 REPOSITORY_KIND = "tiervault-repository"
 
 
@@ -178,3 +180,42 @@ def version1_bytes(config: dict[str, Any]) -> bytes:
     without the version-2 fields, in canonical JSON (docs/format.md, "Opening a repository", step 5)."""
     old = {k: v for k, v in config.items() if k not in ("write_features", "read_features", "upgraded_from")}
     return canonical_json({**old, "version": 1})
+
+
+def upgraded_config(v1_bytes: bytes) -> bytes:
+    """The version-2 ``config`` an upgrade stores for the version-1 ``config`` ``v1_bytes``: every field
+    kept, ``version`` 2, this code's ``write_features``, no ``read_features``, and ``upgraded_from``
+    (``blake3`` of ``v1_bytes``, the hash its key slots sealed). Raises FormatError unless
+    ``version1_bytes`` of the result gives back ``v1_bytes`` exactly (a config not in canonical form),
+    since key slots sealed for ``v1_bytes`` would then no longer open."""
+    old = decode_config(v1_bytes)
+    if old["version"] != 1:
+        raise FormatError(f"config is version {old['version']}, not 1")
+    new = canonical_json(
+        {
+            **old,
+            "version": 2,
+            "write_features": list(WRITE_FEATURES),
+            "read_features": [],
+            "upgraded_from": object_hash(v1_bytes),
+        }
+    )
+    if version1_bytes(decode_config(new)) != v1_bytes:
+        raise FormatError(
+            "config is not in canonical JSON form, so the key slots could not vouch for its upgrade"
+        )
+    return new
+
+
+def is_upgrade_of(v2_bytes: bytes, v1_bytes: bytes) -> bool:
+    """Whether ``v2_bytes`` is a version-2 ``config`` upgraded from ``v1_bytes``, by this or another
+    tiervault (whose ``write_features`` may differ): the same version-1 fields, and their hash."""
+    try:
+        new = decode_config(v2_bytes)
+    except FormatError:
+        return False
+    return (
+        new["version"] == 2
+        and new.get("upgraded_from") == object_hash(v1_bytes)
+        and version1_bytes(new) == v1_bytes
+    )
