@@ -40,12 +40,15 @@ async def point(repo_path: Path, tmp_path: Path) -> tiervault.RecoveryPoint:
 
 
 async def _vault(
-    repo_path: Path, action: Callable[[LocalBackend], Awaitable[None]], method: str = "get"
+    repo_path: Path,
+    action: Callable[[LocalBackend], Awaitable[None]],
+    method: str = "get",
+    prefix: str = "data/",
 ) -> tuple[tiervault.Vault, BeforeGet]:
     """The repository through a ``BeforeGet`` that runs ``action`` (on the store itself, as another
     process would) before the first read of a data pack."""
     inner = LocalBackend(repo_path)
-    wrapped = BeforeGet(inner, lambda name: name.startswith("data/"), lambda: action(inner), method=method)
+    wrapped = BeforeGet(inner, lambda name: name.startswith(prefix), lambda: action(inner), method=method)
     return tiervault.Vault(await Repository.open(wrapped, PASSWORD.encode())), wrapped
 
 
@@ -147,3 +150,40 @@ async def test_a_restore_prefers_a_copy_no_plan_condemns(
         assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
         read = {n for n in wrapped.gets_after if n.startswith("data/")}
         assert read - set(old) == set(usable)  # none of the condemned copies
+
+
+async def test_trees_of_a_swept_metadata_pack_are_read_from_their_copy(
+    point: tiervault.RecoveryPoint, repo_path: Path, tmp_path: Path
+) -> None:
+    """The sweep lands just before the first read of a metadata pack (the plan's walk of the trees):
+    the trees are read from the repacked copy, after one reload of the index files."""
+    old = repo_objects(repo_path, "meta")
+    moved: list[str] = []
+
+    async def sweep_meta(store: LocalBackend) -> None:
+        moved.extend(await repack_and_delete(await Repository.open(store, PASSWORD.encode()), old))
+
+    vault, wrapped = await _vault(repo_path, sweep_meta, prefix="meta/")
+    async with vault:
+        out = tmp_path / "out"
+        result = await vault.restore(point, out)
+        assert wrapped.fired and set(repo_objects(repo_path, "meta")) == set(moved)
+        assert not result.errors and result.stats.files_written == 10
+        assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
+        assert wrapped.lists_after.get("index/") == 1
+        assert {n for n in wrapped.gets_after if n.startswith("meta/")} == set(old) | set(moved)
+
+
+async def test_a_tree_no_other_pack_holds_fails_naming_its_pack(
+    point: tiervault.RecoveryPoint, repo_path: Path
+) -> None:
+    (victim,) = repo_objects(repo_path, "meta")
+
+    async def delete(store: LocalBackend) -> None:
+        await store.delete(victim)
+
+    vault, _wrapped = await _vault(repo_path, delete, prefix="meta/")
+    async with vault:
+        with pytest.raises(tiervault.ObjectNotFoundError) as info:
+            await vault.ls(point)
+        assert victim in str(info.value) and "no other pack holds tree" in str(info.value)
