@@ -764,6 +764,7 @@ COMMANDS = {
     ("snapshot",),
     ("points",),
     ("forget",),
+    ("prune",),
     ("ls",),
     ("restore",),
     ("check",),

@@ -32,6 +32,7 @@ EXPECTED: dict[str, str] = {
     "PermissionDeniedError": "tiervault.errors",
     "Policy": "tiervault.policy",
     "Progress": "tiervault.archiver.outcome",
+    "PruneReport": "tiervault.prune.report",
     "RecoveryPoint": "tiervault.models",
     "RepositoryExistsError": "tiervault.errors",
     "RepositoryNotFoundError": "tiervault.errors",

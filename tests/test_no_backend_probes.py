@@ -13,7 +13,7 @@ from tiervault.backend.base import Backend, Capabilities
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tiervault"
 #: the decorators: each forwards to its own ``inner``
-DECORATORS = frozenset({"backend/retry.py", "cache/backend.py"})
+DECORATORS = frozenset({"backend/retry.py", "cache/backend.py", "prune/requests.py"})
 #: what a probe would look for: the contract's members and the capabilities
 MEMBERS = frozenset(
     {n for n in dir(Backend) if not n.startswith("_")}

@@ -34,6 +34,7 @@ from tiervault.maintenance import CheckResult
 from tiervault.memory import tune_allocator
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
+from tiervault.prune import PruneReport
 from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
@@ -59,6 +60,7 @@ __all__ = [
     "PermissionDeniedError",
     "Policy",
     "Progress",
+    "PruneReport",
     "RecoveryPoint",
     "RepositoryExistsError",
     "RepositoryNotFoundError",

@@ -23,6 +23,8 @@ from tiervault.errors import LimitError, NotFoundError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
+from tiervault.prune import PruneReport
+from tiervault.prune import run as prune_run
 from tiervault.reads import counting_reads
 from tiervault.repo.leftovers import incomplete_writes, leftover_warnings
 from tiervault.repo.repository import Repository
@@ -327,6 +329,36 @@ class Vault:
             await self._repo.backend.delete_many(["snapshots/" + sid for sid in gone])
             log.info("forgot %d recovery point(s): %s", len(gone), ", ".join(g[:8] for g in gone))
         return decisions
+
+    async def prune(
+        self,
+        *,
+        dry_run: bool = False,
+        max_unused: float | int = prune_run.DEFAULT_MAX_UNUSED,
+        max_repack_bytes: int | None = None,
+    ) -> PruneReport:
+        """Delete the data no recovery point references, in two phases (docs/format.md, "prune, step
+        by step"): a run condemns unreferenced packs and repacks partly used ones (while more than
+        ``max_unused`` of the kept packs' bytes are unused: a fraction as a float, bytes as an int;
+        at most ``max_repack_bytes`` copied), and a later run, once ``GRACE`` has passed and every
+        snapshot that started before has ended, deletes them. Takes the exclusive prune lease (a
+        second prune gets ``LeaseHeldError`` naming the holder). ``dry_run`` reports what would be
+        done. A damaged snapshot or tree makes it refuse (``report.refused``), deleting nothing.
+
+        Version-2 repositories only: a version-1 one refuses (``tiervault upgrade`` first)."""
+        if not self._repo.gc_enabled:
+            raise UsageError(
+                f"the repository at {self.location} is format version 1, which never deletes data: "
+                "run `tiervault upgrade` first to prune it"
+            )
+        await self._repo.require_writable("prune")
+        return await prune_run.prune(
+            self._repo,
+            dry_run=dry_run,
+            max_unused=max_unused,
+            max_repack_bytes=max_repack_bytes,
+            clock=self._clock,
+        )
 
     # ------------------------------------------------------------------ the disk tier
 

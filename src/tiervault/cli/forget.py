@@ -12,6 +12,7 @@ from .context import Context, vault_command
 from .exitcodes import ExitCode
 from .options import Commands
 from .output import count, table, when
+from .prune import add_prune_options, print_report, run_prune
 
 _BUCKETS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
@@ -46,6 +47,10 @@ def register(commands: Commands) -> None:
     )
     add_tz_option(p)
     p.add_argument("--dry-run", action="store_true", help="decide and report, delete nothing")
+    p.add_argument(
+        "--prune", action="store_true", help="then run a prune (a dry one with --dry-run); see 'prune'"
+    )
+    add_prune_options(p)
 
 
 def add_tz_option(p: Any) -> None:
@@ -82,9 +87,16 @@ def policy_of(args: Any) -> Policy | None:
 async def _forget(ctx: Context, vault: Vault) -> int:
     a = ctx.args
     decisions = await vault.forget(a.item, policy=policy_of(a), dry_run=a.dry_run, tz=time_zone(a.tz))
+    report = None
+    if a.prune:
+        report = await run_prune(vault, a)
+    code = ExitCode.OK if report is None or report.ok else ExitCode.INTEGRITY
     if ctx.json:
-        ctx.emit({"dry_run": a.dry_run, "points": [d.to_json() for d in decisions]})
-        return ExitCode.OK
+        out: dict[str, Any] = {"dry_run": a.dry_run, "points": [d.to_json() for d in decisions]}
+        if report is not None:
+            out["prune"] = report.to_json()
+        ctx.emit(out)
+        return code
     t = table("ID", "Time", "Item", "Decision", "Reasons")
     for d in decisions:
         t.add_row(d.id[:8], when(d.time), d.item, "keep" if d.keep else "remove", "; ".join(d.reasons))
@@ -92,4 +104,6 @@ async def _forget(ctx: Context, vault: Vault) -> int:
     removed = sum(not d.keep for d in decisions)
     verb = "would be removed (dry run: nothing deleted)" if a.dry_run else "removed"
     ctx.out.print(f"{count(len(decisions) - removed, 'point')} kept, {count(removed, 'point')} {verb}")
-    return ExitCode.OK
+    if report is not None:
+        print_report(ctx, report)
+    return code

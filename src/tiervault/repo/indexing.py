@@ -180,6 +180,13 @@ class IndexFiles:
             log.info("indexed %d pack(s) left by an interrupted snapshot", len(recovered))
         return len(recovered)
 
+    async def read_pack_header(self, kind: PackKind, pid: str, size: int) -> PackRecord | str:
+        """The pack record of a stored pack read from its own prelude, header and trailer (three
+        ranged reads), or why it cannot be (prune: an unindexed pack whose header does not
+        authenticate is unprovable)."""
+        rec = await self._recover(kind, pid, size)
+        return "its header does not authenticate or is malformed" if rec is None else rec
+
     async def _recover(self, kind: PackKind, pid: str, size: int) -> PackRecord | None:
         name = pack_name(kind, pid)
         get = self.backend.get
