@@ -38,6 +38,7 @@ from typing import Any
 
 import chart  # bench/ is sys.path[0] when this file runs as a script
 import peers
+import prune_bench
 from peers import AZURE_SYSTEMS, SYSTEMS, AzureSide, System, tree_bytes
 from rich.console import Console
 from rich.panel import Panel
@@ -282,6 +283,8 @@ class Bench:
     verification_ok: bool = True
     #: where restores go (default: the work dir); see --restore-dir
     restore_dir: Path | None = None
+    #: what the last step printed (the prune scenario reads its JSON)
+    last_stdout: str = ""
 
     def target(self, sys_: System) -> Path:
         return (self.restore_dir or self.work) / f"restore-{sys_.name}"
@@ -294,6 +297,7 @@ class Bench:
         target = self.target(sys_)
         sys_.before_step(step)
         m = run_measured(argv, env=sys_.env(), cwd=sys_.cwd(step, target), logs=logs)
+        self.last_stdout = m.stdout
         if m.exit_code != 0:
             raise StepFailedError(sys_.name, step, m)
         cpu = m.user_s + m.sys_s
@@ -427,6 +431,8 @@ RESULT_STYLE = {
     None: "[yellow]n/a[/]",
 }
 UNITS = {"mb_s": " MB/s", "wall_s": " s", "repo_bytes": " MB", "peak_rss_mb": " MB"}
+UNITS |= {"repo_after": " MB", "reclaimed_bytes": " MB", "prune_wall_s": " s", "prune_peak_rss_mb": " MB"}
+BYTE_METRICS = ("repo_bytes", "repo_after", "reclaimed_bytes")
 
 
 def ratio_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -438,9 +444,11 @@ def ratio_table(title: str, rows: list[dict[str, Any]]) -> Table:
     t.add_column("result")
     t.add_column("ratio per run", justify="right")
     for i, r in enumerate(rows):
-        scale = MB if r["metric"] == "repo_bytes" else 1
+        scale = MB if r["metric"] in BYTE_METRICS else 1
         unit = UNITS.get(r["metric"], "")
-        fmt = ".2f" if r["metric"] == "wall_s" else ".1f"
+        fmt = (
+            ".2f" if r["metric"].endswith("wall_s") else ".0f" if r["metric"].endswith("requests") else ".1f"
+        )
 
         def show(v: float | None, fmt: str = fmt, unit: str = unit, scale: float = scale) -> str:
             return "-" if v is None else format(v / scale, fmt) + unit
@@ -534,7 +542,16 @@ def report(path: Path, console: Console, chart_path: Path | None = None) -> int:
         console.print(missing_panel(missing))
     selected = list(cfg.get("systems", []))
     for scenario, entry in data["scenarios"].items():
-        if entry["runs"]:
+        if scenario == "prune":
+            for run in entry["runs"]:
+                console.print(prune_bench.prune_table(run))
+                console.print()
+            if entry.get("ratios"):
+                console.print(ratio_table(prune_bench.RATIO_TITLE, entry["ratios"]))
+            for name, why in entry.get("skipped", {}).items():
+                if "--systems" not in why:
+                    console.print(f"[yellow]note:[/] prune: {name} skipped: {why}")
+        elif entry["runs"]:
             tables, notes = summarize(
                 scenario, entry, cfg["profile"], cfg["scale"], selected=selected, missing=missing
             )
@@ -618,6 +635,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(SYSTEMS),
         help=f"comma list (default: all of {','.join(SYSTEMS)})",
     )
+    ap.add_argument(
+        "--scenarios",
+        default=None,
+        help="comma list of main, prune (default: both; with --smoke: main). prune: "
+        "10 snapshots after --mutate, then forget --keep-last 3 --prune (bench/prune_bench.py)",
+    )
     ap.add_argument("--smoke", action="store_true", help=f"CI: scale {SMOKE_SCALE}, tiervault only, 1 run")
     ap.add_argument(
         "--json",
@@ -652,6 +675,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         a.json = DEFAULT_LIMITS_JSON if a.limits else DEFAULT_JSON
     if a.source is not None and not a.limits:
         ap.error("--source goes with --limits")
+    if a.scenarios is None:
+        a.scenarios = "main" if a.smoke else "main,prune"
+    a.scenarios = list(dict.fromkeys(s.strip() for s in a.scenarios.split(",") if s.strip()))
+    if not a.scenarios or set(a.scenarios) - {"main", "prune"}:
+        ap.error("--scenarios: choose from main, prune")
     if a.smoke:
         a.scale, a.systems, a.runs, a.big_file_gib = SMOKE_SCALE, "tiervault", 1, None
     a.systems = list(dict.fromkeys(s.strip() for s in a.systems.split(",") if s.strip()))
@@ -757,6 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repo_bytes": "local: sum of st_size of the files in the repository directory after the step; "
             "Azurite: sum of the sizes of the blobs in the system's container",
             "order": "rotated by one system per run",
+            "scenarios": a.scenarios,
         },
         "missing": missing,  # {system: install command}
         "missing_notes": notes,
@@ -796,8 +825,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(console, systems, work, restore_dir=restore_dir)
             base = Corpus(work / f"pristine-{a.profile.replace(',', '+')}-{a.scale:g}", a.profile, a.scale)
             base.ensure(console)
-            scenarios: list[tuple[str, Corpus, int]] = [("main", base, a.runs)]
-            if a.big_file_gib:
+            scenarios: list[tuple[str, Corpus, int]] = (
+                [("main", base, a.runs)] if "main" in a.scenarios else []
+            )
+            if a.big_file_gib and "main" in a.scenarios:
                 big_path = work / f"{base.path.name}-big{a.big_file_gib:g}"
                 big = Corpus(big_path, a.profile, a.scale, int(a.big_file_gib * GiB))
                 big.ensure(console, base)
@@ -809,6 +840,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for run in range(nruns):
                     runs.append(bench.run_once(scenario, run, nruns, corpus.path))
                 t, n = summarize(scenario, entry, a.profile, a.scale, selected=a.systems, missing=missing)
+                tables += t
+                skip_notes += n
+            if "prune" in a.scenarios:
+                entry, t, n = prune_bench.scenario(bench, a.systems, which, base.path, MAKE_CORPUS, azure)
+                result["scenarios"]["prune"] = entry
                 tables += t
                 skip_notes += n
     except (StepFailedError, RuntimeError, OSError) as exc:
@@ -865,7 +901,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         exit_code = exit_code or 1
     elif exit_code == 0:
-        n = sum(len(sc["runs"]) for sc in result["scenarios"].values()) * len(bench.systems)
+        n = sum(len(r.get("verification", {})) for sc in result["scenarios"].values() for r in sc["runs"])
         console.print(f"restore verification: PASS ({n} restores byte-exact: file list, sizes, sha256)")
     console.print(f"raw figures: {a.json}")
     return exit_code

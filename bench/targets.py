@@ -15,6 +15,11 @@ STEP_LABELS = {
     "mutated": "backup after mutate",
     "no-change": "no-change backup",
     "restore": "full restore",
+    # the prune scenario (bench/prune_bench.py)
+    "prune-backup": "backup (prune run)",
+    "forget-prune": "forget + prune",
+    "prune-again": "prune after grace",
+    "prune-restore": "restore latest",
 }
 METRICS = ("wall_s", "mb_s", "cpu_s", "user_s", "sys_s", "cpu_pct", "peak_rss_mb", "repo_bytes", "bytes")
 

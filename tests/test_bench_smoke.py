@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 from tests.support.benchrun import run_bench
@@ -61,3 +62,34 @@ def test_bench_limits_smoke(tmp_path: Path) -> None:
         assert fig["bytes"] > 0, stage
     assert "skipped" in stages["upload"]  # no Azurite in the smoke path
     assert "raw limits" in stdout
+
+
+def test_bench_prune_smoke(tmp_path: Path) -> None:
+    """``--scenarios prune`` on a tiny corpus: every measured system reclaims bytes, and its latest
+    point restores byte-exact after the prune; a system that cannot run it is skipped with the reason
+    (tiervault without ``prune``, restic not installed), never silently."""
+    out = tmp_path / "prune.json"
+    argv = ("--scenarios", "prune", "--systems", "tiervault,restic", "--scale", "0.005", "--runs", "1")
+    run_bench(*argv, "--json", str(out), "--workdir", str(tmp_path / "work"), timeout=900)
+    data = json.loads(out.read_text())
+    assert "error" not in data and data["verification_ok"] is True
+    assert "main" not in data["scenarios"]
+    prune = data["scenarios"]["prune"]
+    assert set(prune["systems"]) <= {"tiervault", "restic"}
+    assert set(prune["systems"]) | set(prune["skipped"]) >= {"tiervault", "restic"}
+    if "tiervault" in prune["skipped"]:
+        assert "prune --help" in prune["skipped"]["tiervault"]
+    if "restic" in prune["skipped"]:
+        assert shutil.which("restic") is None
+    for run in prune["runs"]:
+        assert len(run["mutations"]) == 10
+        for name, fig in run["systems"].items():
+            assert run["verification"][name]["ok"] is True, name
+            assert fig["repo_after"] < fig["repo_before"], name
+            assert fig["reclaimed_bytes"] == fig["repo_before"] - fig["repo_after"] > 0, name
+            assert fig["prune_wall_s"] > 0 and fig["prune_peak_rss_mb"] > 0, name
+        if "tiervault" in run["systems"]:  # a second run once the grace passed (aged store state)
+            tv = run["systems"]["tiervault"]
+            assert set(tv["steps"]) == {"forget-prune", "prune-again"} and tv["aged_objects"] > 0
+    if set(prune["systems"]) == {"tiervault", "restic"}:
+        assert {r["metric"] for r in prune["ratios"]} >= {"repo_after", "prune_wall_s", "reclaimed_bytes"}

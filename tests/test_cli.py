@@ -395,6 +395,33 @@ def test_check_warnings_have_their_own_heading_and_say_what_is_true(vault: Path,
     assert res.json()["warnings"] == []
 
 
+def test_check_reports_unused_packs_with_their_bytes(vault: Path, source: Path, run: Run) -> None:
+    """After a forget, the packs only the forgotten point read are unused: a summary line, and the
+    list in --json; not an error (exit 0)."""
+    snapshot_id(run)
+    first = {
+        p.relative_to(vault).as_posix()
+        for k in ("data", "meta")
+        for p in (vault / k).rglob("*")
+        if p.is_file()
+    }
+    (source / "docs" / "deep" / "blob.bin").write_bytes(os.urandom(200_000))
+    snapshot_id(run)
+    assert "unused: 0 packs, 0 bytes" in run("check").out
+    assert run("forget", "src", "--keep-last", "1").code == 0
+    res = run("check", "--json")
+    assert res.code == 0, res.out
+    out = res.json()
+    unused = {u["object"] for u in out["unused"]}
+    assert unused and unused < first  # the old trees' pack (the small files are still read from theirs)
+    assert out["unused_packs"] == len(out["unused"])
+    assert out["unused_bytes"] == sum((vault / u["object"]).stat().st_size for u in out["unused"])
+    text = run("check").out
+    n = len(out["unused"])
+    assert f"unused: {n} pack{'s' if n > 1 else ''}, {out['unused_bytes']:,} bytes" in text
+    assert "no errors found" in text
+
+
 def test_partial_snapshot(vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     unreadable = os.fsencode(source / "docs" / "report.txt")
     real_open = os.open

@@ -1,4 +1,5 @@
-"""Repository maintenance. Today: ``check`` (structure, metadata, and optionally every data byte)."""
+"""Repository maintenance. Today: ``check`` (structure, metadata, and optionally every data byte; what
+it says about garbage collection and unused packs is ``checkgc.py``'s)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiervault.backend.base import ObjectInfo
+from tiervault.checkgc import GcFindings, gc_findings, pack_id, unused_packs
 from tiervault.core.crypto import AuthenticationFailed, object_hash
 from tiervault.core.format import FormatError
 from tiervault.core.format.pack import FLAG_TREE, PackKind, read_header
@@ -14,6 +17,7 @@ from tiervault.core.format.tree import Node
 from tiervault.errors import BackendError, IntegrityError, TiervaultError, UsageError
 from tiervault.policy import Policy
 from tiervault.repo.index import PackInfo
+from tiervault.repo.locations import locations_of
 from tiervault.repo.repository import Repository
 from tiervault.repo.treewalk import (
     DEFAULT_MAX_DEPTH,
@@ -41,10 +45,24 @@ class CheckResult:
     bytes_read: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    #: packs no recovery point reads from and no plan names (``object``, ``bytes``): what a prune
+    #: reclaims. None when a damaged point or tree keeps the references from being known
+    unused: list[dict[str, Any]] | None = field(default_factory=list)
+    #: packs a pending prune plan condemned (version 2): ``object``, ``bytes``, ``plan``, ``reason``,
+    #: ``after`` (the earliest store time a prune may delete it) and ``note``
+    condemned: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def unused_packs(self) -> int | None:
+        return None if self.unused is None else len(self.unused)
+
+    @property
+    def unused_bytes(self) -> int | None:
+        return None if self.unused is None else sum(int(u["bytes"]) for u in self.unused)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +75,10 @@ class CheckResult:
             "bytes_read": self.bytes_read,
             "errors": self.errors,
             "warnings": self.warnings,
+            "unused_packs": self.unused_packs,
+            "unused_bytes": self.unused_bytes,
+            "unused": self.unused,
+            "condemned": self.condemned,
         }
 
 
@@ -79,6 +101,13 @@ class Checker:
         self._where = ""  # the point whose trees are being checked
         self.sem = asyncio.Semaphore(concurrency)
         self.result = CheckResult()
+        self._stored: dict[str, ObjectInfo] = {}
+        self._gc = GcFindings()
+        #: ids of the packs some point reads a chunk from; False once a point or tree is unreadable
+        self._used: set[str] = set()
+        self._refs_known = True
+        #: chunks whose indexed location is a gone or missing pack -> (that pack, the point)
+        self._stranded: dict[bytes, tuple[str, str]] = {}
 
     def _fail(self, obj: str, detail: str) -> None:
         log.debug("check: %s: %s", obj, detail)  # reported in the result, not twice
@@ -96,13 +125,20 @@ class Checker:
         for exc in repo.index_errors:
             self._fail(exc.name, exc.detail)
         # 2. packs: every indexed pack exists with a matching size; unindexed packs are only a warning
-        stored: dict[str, int] = {}
+        stored = self._stored
         for kind in PackKind:
             async for info in repo.backend.list(kind.prefix + "/"):
-                stored[info.name] = info.size
+                stored[info.name] = info
+        # 2a. gc/ and locks/ (version 2): plans, GONE records, heartbeats
+        gc = self._gc = await gc_findings(repo, stored)
+        self.result.errors.extend(gc.errors)
+        self.result.warnings.extend(gc.warnings)
+        self.result.condemned = gc.condemned
         indexed = {p.name: p for p in repo.index.packs()}
         self.result.packs = len(indexed)
         for name in sorted(set(stored) - set(indexed)):
+            if pack_id(name) in gc.gone or pack_id(name) in gc.condemned_ids:
+                continue  # a prune's: reported above, and no writer adopts it
             self.result.warnings.append(
                 {
                     "object": name,
@@ -111,7 +147,8 @@ class Checker:
                 }
             )
         for name in sorted(set(indexed) - set(stored)):
-            self._fail(name, "pack is indexed but missing from storage")
+            if indexed[name].id not in gc.gone:  # a swept pack stays listed until a consolidation
+                self._fail(name, "pack is indexed but missing from storage")
         # 2b. items: every item object reads, and its policy is one this tiervault can use
         items, damaged_items = await repo.load_items()
         for exc in damaged_items:
@@ -129,12 +166,14 @@ class Checker:
                 snap = await repo.load_snapshot(sid)
             except IntegrityError as exc:
                 self._fail(exc.name, exc.detail)
+                self._refs_known = False
                 continue
             self.result.snapshots += 1
             try:
                 tree, _root = point_tree(snap)
             except IntegrityError as exc:
                 self._fail(exc.name, exc.detail)
+                self._refs_known = False
                 continue
             self._where = f"snapshots/{sid}"
             entries = await counter.entries(tree)
@@ -148,6 +187,10 @@ class Checker:
                 self.result.warnings.append(
                     {"object": self._where, "warning": f"{problem}: restore with --max-entries, or by paths"}
                 )
+        # 3b. chunks stranded in gone or missing packs: fine if another pack holds them
+        await self._stranded_chunks()
+        # (not known while a damaged point or tree, an error already, may reference any pack)
+        self.result.unused = unused_packs(stored, indexed, self._used, gc) if self._refs_known else None
         # 4. pack contents: metadata packs always, data packs with read_data
         by_pack = repo.index.entries_by_pack()
         todo = [
@@ -161,7 +204,31 @@ class Checker:
         await asyncio.gather(*(one(p) for p in todo))
         return self.result
 
+    async def _stranded_chunks(self) -> None:
+        """A point that reads a chunk from a gone or missing pack is an error naming both, unless an
+        index file lists the chunk in another stored pack that is not gone (a repacked copy)."""
+        if not self._stranded:
+            return
+        stored_ids = {pack_id(n) for n in self._stored}
+        gone, condemned = self._gc.gone, self._gc.condemned_ids
+        found = await locations_of(self.repo, self._stranded, exclude=gone)
+        failed: dict[tuple[str, str], list[bytes]] = {}
+        for cid, (pack, where) in self._stranded.items():
+            others = [loc.pack.id for loc in found.get(cid, []) if loc.pack.id in stored_ids]
+            if others:
+                self._used.add(min(others, key=lambda p: (p in condemned, others.index(p))))
+            else:
+                failed.setdefault((where, pack), []).append(cid)
+        for (where, pack), cids in sorted(failed.items()):
+            what = "gone (deleted by a prune)" if pack_id(pack) in gone else "missing from storage"
+            self._fail(
+                where,
+                f"references {len(cids):,} chunk(s) of pack {pack}, which is {what}, and no other pack "
+                f"holds them (chunk {cids[0].hex()[:16]})",
+            )
+
     def _tree_failed(self, tid: bytes, exc: IntegrityError | BackendError) -> None:
+        self._refs_known = False
         if isinstance(exc, IntegrityError):
             self._fail(exc.name, f"{exc.detail} (in {self._where})")
         else:
@@ -172,9 +239,15 @@ class Checker:
         need is indexed, as data, and the chunk lengths and holes add up to the file's size."""
         self.result.trees += 1
         lookup = self.repo.index.lookup
+        here = lookup(tid)
+        if here is not None:
+            self._used.add(here.pack.id)
         for n in nodes:
             if n.type != "file":
                 continue
+            for c in n.content:  # every chunk, also after a problem below: its pack is in use
+                if isinstance(c, bytes) and (loc := lookup(c)) is not None:
+                    self._use(c, loc.pack, self._where)
             held = 0
             for c in n.content:
                 if isinstance(c, int):
@@ -193,6 +266,12 @@ class Checker:
                         f"file {n.display_name!r} (tree {tid.hex()[:16]}) claims {n.size:,} bytes "
                         f"but its chunks and holes hold {held:,}",
                     )
+
+    def _use(self, cid: bytes, pack: PackInfo, where: str) -> None:
+        if pack.name in self._stored and pack.id not in self._gc.gone:
+            self._used.add(pack.id)
+        else:
+            self._stranded.setdefault(cid, (pack.name, where))
 
     async def _pack(self, pack: PackInfo, entries: list[Any]) -> None:
         try:

@@ -81,7 +81,10 @@ class Packs:
         return loc
 
     async def read_blob(self, cid: bytes) -> bytes:
-        loc = self.locate(cid)
+        return await self.read_at(self.locate(cid))
+
+    async def read_at(self, loc: Location) -> bytes:
+        """One blob's plaintext from the given location (authenticated, checked against its id)."""
         sealed = await self.backend.get(loc.pack.name, offset=loc.entry.offset, length=loc.entry.length)
         if len(sealed) != loc.entry.length:
             raise IntegrityError(loc.pack.name, "pack is shorter than its index says")

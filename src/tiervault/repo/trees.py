@@ -1,6 +1,8 @@
 """Trees by id, with the memory cache that makes walking them cheap: a tree's metadata pack is read
 whole once, checked against its name and kept (up to ``META_CACHE_BYTES``), so the trees that follow
-cost no I/O; decoded trees are kept too (the most recent, up to ``TREE_CACHE_NODES`` nodes)."""
+cost no I/O; decoded trees are kept too (the most recent, up to ``TREE_CACHE_NODES`` nodes). A
+metadata pack a prune swept since the index was loaded is read from its trees' other locations
+(docs/format.md, "Restores and other readers")."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from tiervault.core.crypto import object_hash
 from tiervault.core.format import FormatError
 from tiervault.core.format.pack import PackKind
 from tiervault.core.format.tree import Node, decode_tree
-from tiervault.errors import IntegrityError
-from tiervault.repo.index import Index
+from tiervault.errors import IntegrityError, ObjectNotFoundError
+from tiervault.repo.index import Index, Location, PackInfo
 from tiervault.repo.packs import Packs
 
 #: metadata packs kept in memory while trees are walked
@@ -36,6 +38,9 @@ class Trees:
         self._meta_packs: OrderedDict[str, bytes] = OrderedDict()
         self._meta_bytes = 0
         self._lock = threading.Lock()
+        #: vanished metadata pack id -> each of its trees' other location (one reload per pack)
+        self._moved: dict[str, dict[bytes, Location]] = {}
+        self._moving = asyncio.Lock()
 
     def cached(self, tid: bytes) -> list[Node] | None:
         """A tree without I/O, if it or its whole metadata pack is in memory (thread-safe).
@@ -98,7 +103,10 @@ class Trees:
         loc = self.packs.locate(tid)
         if loc.pack.kind is not PackKind.META:
             return await self.packs.read_blob(tid)
-        pack = await self.backend.get(loc.pack.name)
+        try:
+            pack = await self.backend.get(loc.pack.name)
+        except ObjectNotFoundError:
+            return await self._elsewhere(tid, loc)
         if await asyncio.to_thread(object_hash, pack) != loc.pack.id:
             raise IntegrityError(loc.pack.name, "content does not match its name (hash mismatch)")
         with self._lock:
@@ -109,3 +117,40 @@ class Trees:
                 self._meta_bytes -= len(old)
         sealed = memoryview(pack)[loc.entry.offset : loc.entry.offset + loc.entry.length]
         return await asyncio.to_thread(self.packs.open_blob, loc.pack, loc.entry, sealed)
+
+    async def _elsewhere(self, tid: bytes, vanished: Location) -> bytes:
+        """The tree's metadata pack is not in storage (swept by a prune since the index was loaded):
+        read it from another location the index files list now (a repacked copy; packs neither
+        condemned nor gone first). The index files are read again once per vanished pack, for the
+        trees it held; the in-memory index is left alone (reading is not referencing)."""
+        gone = vanished.pack.id
+        async with self._moving:
+            moved = self._moved.get(gone)
+            if moved is None:
+                moved = self._moved[gone] = await self._other_locations(gone)
+        loc = moved.get(tid)
+        if loc is None:
+            raise ObjectNotFoundError(
+                f"{vanished.pack.name} was deleted (by a prune?) and no other pack holds "
+                f"tree {tid.hex()[:16]}"
+            )
+        return await self.packs.read_at(loc)
+
+    async def _other_locations(self, gone: str) -> dict[bytes, Location]:
+        held = {e.id for e in self.index.entries_by_pack().get(gone, [])}
+        files = self.packs.index_files
+        found: dict[bytes, tuple[int, Location]] = {}
+        for name in await files.names():
+            try:
+                records = await files.load_file(name)
+            except (IntegrityError, ObjectNotFoundError):
+                continue  # damaged (check reports it), or replaced by a consolidation listed too
+            for rec in records:
+                if rec.pack_id == gone or rec.kind is not PackKind.META:
+                    continue
+                rank = self.index.pack_rank(rec.pack_id)
+                info = PackInfo(rec.pack_id, rec.kind, rec.salt)
+                for e in rec.entries:
+                    if e.id in held and (e.id not in found or rank < found[e.id][0]):
+                        found[e.id] = (rank, Location(info, e))
+        return {tid: loc for tid, (_rank, loc) in found.items()}

@@ -9,7 +9,8 @@ and checked against its keyed id once, then written at every ``(file, offset)`` 
 the :class:`~tiervault.restore.targets.RestoreTarget`. No new range starts after ``stop_at`` (on the
 ``Clock``) once this run has finished a file: like a snapshot (``sources/stopping.py``), a run never
 stops before it has made progress, so a budget within the reserve (a stop time of "now") or a slow
-first file still converges over repeated runs instead of writing nothing each time.
+first file still converges over repeated runs instead of writing nothing each time. A pack deleted
+since the plan (a prune's sweep) is read from its chunks' other locations (``relocate.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from collections.abc import Callable
 
 from tiervault.clock import Clock
 from tiervault.core.format.pack import PackEntry
-from tiervault.errors import IntegrityError, first_error
+from tiervault.errors import IntegrityError, ObjectNotFoundError, first_error
 from tiervault.repo.index import PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.restore.files import RestoreFile
+from tiervault.restore.relocate import Relocator
 from tiervault.restore.targets import RestoreTarget
 
 COALESCE_GAP = 256 * 1024
@@ -99,6 +101,7 @@ class Executor:
         #: a file was finished by a chunk write of this run: from now on a passed deadline stops it
         self.progressed = False
         self.packs_read = self.read_requests = self.bytes_fetched = self.bytes_written = 0
+        self.relocator = Relocator(repo)
 
     def deadline_passed(self) -> bool:
         """Stop taking new reads? Only once the stop time has come *and* this run has finished a file
@@ -142,27 +145,13 @@ class Executor:
 
     async def fetch(self, by_pack: ByPack) -> None:
         sem = asyncio.Semaphore(self.concurrency)
-        backend = self.repo.backend
+
+        def chunks() -> set[bytes]:  # what the restore reads, for a reload after a pack vanished
+            return {e.id for _pack, uses in by_pack.values() for e in uses}
 
         async def one(pack: PackInfo, uses: Uses) -> None:
-            entries = sorted(uses, key=lambda e: e.offset)
             async with sem:
-                for i, run in enumerate(coalesce(entries)):
-                    if self.deadline_passed():
-                        return  # the rest is for the next run, into the same target
-                    if i == 0:
-                        self.packs_read += 1  # a pack counts once a read of it starts
-                    start = run[0].offset
-                    end = run[-1].offset + run[-1].length
-                    data = await backend.get(pack.name, offset=start, length=end - start)
-                    self.read_requests += 1
-                    self.bytes_fetched += len(data)
-                    if len(data) != end - start:
-                        raise IntegrityError(pack.name, "pack is shorter than its index says")
-                    # awaited first, then added: ``+= await`` would read the counter before the
-                    # await and lose what the other tasks added meanwhile
-                    written = await asyncio.to_thread(self._write_run, pack, run, start, data, uses)
-                    self.bytes_written += written
+                await self._read_pack(pack, uses, chunks)
 
         try:
             async with asyncio.TaskGroup() as tg:
@@ -170,6 +159,41 @@ class Executor:
                     tg.create_task(one(pack, uses))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+
+    async def _read_pack(self, pack: PackInfo, uses: Uses, chunks: Callable[[], set[bytes]]) -> None:
+        runs = coalesce(sorted(uses, key=lambda e: e.offset))
+        for i, run in enumerate(runs):
+            if self.deadline_passed():
+                return  # the rest is for the next run, into the same target
+            if i == 0:
+                self.packs_read += 1  # a pack counts once a read of it starts
+            start = run[0].offset
+            end = run[-1].offset + run[-1].length
+            try:
+                data = await self.repo.backend.get(pack.name, offset=start, length=end - start)
+            except ObjectNotFoundError:  # deleted since the plan: read the rest from elsewhere
+                await self._read_elsewhere(pack, [e for r in runs[i:] for e in r], uses, chunks)
+                return
+            self.read_requests += 1
+            self.bytes_fetched += len(data)
+            if len(data) != end - start:
+                raise IntegrityError(pack.name, "pack is shorter than its index says")
+            # awaited first, then added: ``+= await`` would read the counter before the
+            # await and lose what the other tasks added meanwhile
+            written = await asyncio.to_thread(self._write_run, pack, run, start, data, uses)
+            self.bytes_written += written
+
+    async def _read_elsewhere(
+        self, pack: PackInfo, left: list[PackEntry], uses: Uses, chunks: Callable[[], set[bytes]]
+    ) -> None:
+        moved: ByPack = {}
+        for old, loc in (await self.relocator.relocate(pack, left, chunks)).items():
+            slot = moved.get(loc.pack.name)
+            if slot is None:
+                slot = moved[loc.pack.name] = (loc.pack, defaultdict(list))
+            slot[1][loc.entry].extend(uses[old])
+        for new_pack, new_uses in moved.values():
+            await self._read_pack(new_pack, new_uses, chunks)
 
     def discard_all(self, files: list[RestoreFile]) -> None:
         """The fetch failed: remove every unfinished file. Each under its lock, and marked failed, as

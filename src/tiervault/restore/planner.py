@@ -29,6 +29,7 @@ from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, check_point, walk
 from tiervault.restore.dirfd import check_name
 from tiervault.restore.files import RestoreFile
+from tiervault.restore.relocate import Relocator
 from tiervault.restore.selection import Selection
 
 #: packs whose state is asked with one ``stat`` each, at most this many at a time
@@ -362,6 +363,51 @@ async def plan_restore(
     return plan
 
 
+async def relocate_missing(
+    repo: Repository, plan: RestorePlan, relocator: Relocator, *, local: DiskTier | None = None
+) -> None:
+    """Packs found missing by the plan (a prune swept them since the index was loaded): every blob
+    the files need from one is planned from another location instead, after one reload of ``gc/``
+    and the index (``relocate.py``). A pack with a blob no other pack holds stays missing, and
+    ``refuse_unreadable`` refuses the restore as before."""
+    missing = [n for n in plan.packs.values() if n.state is PackState.MISSING]
+    if not missing:
+        return
+
+    def chunks() -> set[bytes]:
+        return {loc.entry.id for f in plan.files for _i, _n, loc in f.layout if loc is not None}
+
+    moved: dict[tuple[str, PackEntry], Location] = {}
+    for need in missing:
+        name = need.pack.name
+        needed = {loc.entry for f in plan.files for _i, _n, loc in f.layout if loc and loc.pack.name == name}
+        try:
+            found = await relocator.relocate(need.pack, needed, chunks)
+        except ObjectNotFoundError:
+            continue  # stays missing
+        moved.update(((name, old), loc) for old, loc in found.items())
+        del plan.packs[name]
+    if not moved:
+        return
+    added: dict[str, tuple[PackInfo, set[PackEntry]]] = {}
+    for f in plan.files:
+        if f.link_to is not None:
+            continue  # shares the layout of the file it links to
+        f.layout = [
+            (item, n, moved.get((loc.pack.name, loc.entry), loc) if loc is not None else None)
+            for item, n, loc in f.layout
+        ]
+        for _i, _n, loc in f.layout:
+            if loc is not None and loc.pack.name not in plan.packs:
+                added.setdefault(loc.pack.name, (loc.pack, set()))[1].add(loc.entry)
+    new = {
+        name: PackNeed(pack, len(blobs), sum(e.length for e in blobs))
+        for name, (pack, blobs) in added.items()
+    }
+    await find_pack_states(repo, new, local=local)
+    plan.packs.update(new)
+
+
 __all__ = [
     "DISK",
     "DiskTier",
@@ -371,4 +417,5 @@ __all__ = [
     "RestorePlanSummary",
     "find_pack_states",
     "plan_restore",
+    "relocate_missing",
 ]

@@ -39,7 +39,7 @@ from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from tiervault.restore.dirfd import MAX_OPEN_DIRS
 from tiervault.restore.executor import Executor, assign
 from tiervault.restore.files import MAX_OPEN_FILES, RestoreFile
-from tiervault.restore.planner import DiskTier, RestorePlan, plan_restore
+from tiervault.restore.planner import DiskTier, RestorePlan, plan_restore, relocate_missing
 from tiervault.restore.selection import Selection
 from tiervault.restore.targets import DirectoryTarget, RestoreTarget
 
@@ -157,6 +157,8 @@ class Restorer:
     async def _run(self, reads: ReadTally) -> tuple[RestoreStats, list[dict[str, str]]]:
         started = self.clock.monotonic()
         plan = await self.plan()
+        # packs swept since the index was loaded: planned from their chunks' other locations
+        await relocate_missing(self.repo, plan, self.executor.relocator, local=self.local)
         plan.refuse_unreadable()  # archived, rehydrating or missing packs: before anything is written
         for e in plan.errors:
             log.warning("restore of %r failed: %s", e["path"], e["error"])
