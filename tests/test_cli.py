@@ -951,6 +951,18 @@ def test_forget_bad_input(vault: Path, run: Run, argv: tuple[str, ...], says: st
     assert len(run("points", "--json").json()) == 1
 
 
+@pytest.mark.parametrize("limit", [("--max-unused", "5%"), ("--max-repack-bytes", "1G")])
+def test_forget_with_prune_limits_but_no_prune_is_refused_before_deleting(
+    vault: Path, run: Run, limit: tuple[str, str]
+) -> None:
+    snapshot_id(run)
+    snapshot_id(run)
+    res = run("forget", "--keep-last", "1", *limit)
+    assert res.code == ExitCode.USAGE, (res.out, res.err)
+    assert "add --prune" in res.err
+    assert len(run("points", "--json").json()) == 2  # nothing was forgotten
+
+
 def test_protect_stores_keep_within_and_tags_and_points_explains(
     vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
