@@ -1,0 +1,62 @@
+"""Interleavings found in review of the garbage collection (docs/format.md, "Garbage collection:
+forget and prune"), each on a real repository written through the real writer, store times from a
+``FakeClock``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tiervault
+from tests.e2e import PASSWORD
+from tests.prune.helpers import memory_vault, noise, reopen, restore_matches, write_files
+from tests.support import FakeClock, MemoryBackend
+from tests.support.recording import RecordingBackend
+from tests.support.trees import snapshot_tree
+from tiervault.errors import TransientBackendError
+from tiervault.repo.gcstate import load_gc_state
+from tiervault.repo.repository import Repository
+
+HOUR = 3600.0
+
+
+async def _fail(name: str) -> None:
+    raise TransientBackendError(f"injected: {name}")
+
+
+async def test_packs_of_a_failed_session_pruned_since_are_not_deduped_against_by_the_next_session(
+    tmp_path: Path,
+) -> None:
+    """A session of a long-lived process stores packs, then fails before its index file: their
+    records stay in memory, pending. Another process's prunes condemn those orphans, sweep them and
+    retire the GONE, so ``gc/`` is what it was. The process's next session must not dedup against
+    the deleted packs (nor list them in its index file)."""
+    clock = FakeClock()
+    store = MemoryBackend(clock=clock)
+    rec = RecordingBackend(store)
+    long_lived, repo = await memory_vault(clock, rec)
+    src = tmp_path / "src"
+    write_files(src, {"a.bin": noise(1, 300_000)})
+    await long_lived.protect(src, name="src")
+    rec.on("put_if_absent", "index/", _fail)  # the session's only index file: it fails
+    try:
+        await long_lived.snapshot("src")
+    except TransientBackendError:
+        pass
+    else:
+        raise AssertionError("the injected failure did not stop the session")
+
+    other = tiervault.Vault(await Repository.open(store, PASSWORD.encode()), clock=clock)
+    swept = 0
+    for _ in range(8):  # condemn the orphans, sweep them, unlist and retire the GONE
+        clock.advance(2 * HOUR)
+        swept += len((await other.prune()).swept)
+        state = await load_gc_state(store, other._repo.objects)
+        if swept and not (state.plans or state.gones):
+            break
+    assert swept and not (state.plans or state.gones), "the test needs a fully retired GC cycle"
+
+    point = (await long_lived.snapshot("src")).point  # the same content again
+    fresh, _ = await reopen(repo, clock)
+    report = await fresh.check()
+    assert report.ok, report.errors
+    await restore_matches(fresh, point.id, snapshot_tree(src), tmp_path / "out")
