@@ -8,11 +8,21 @@ from pathlib import Path
 
 import tiervault
 from tests.e2e import PASSWORD
-from tests.prune.helpers import memory_vault, noise, reopen, restore_matches, write_files
+from tests.prune.helpers import (
+    after_grace,
+    datetime_iso,
+    fake_writer_heartbeat,
+    memory_vault,
+    noise,
+    reopen,
+    restore_matches,
+    write_files,
+)
 from tests.support import FakeClock, MemoryBackend
 from tests.support.recording import RecordingBackend
 from tests.support.trees import snapshot_tree
 from tiervault.errors import TransientBackendError
+from tiervault.prune import prune
 from tiervault.repo.gcstate import load_gc_state
 from tiervault.repo.repository import Repository
 
@@ -60,3 +70,39 @@ async def test_packs_of_a_failed_session_pruned_since_are_not_deduped_against_by
     report = await fresh.check()
     assert report.ok, report.errors
     await restore_matches(fresh, point.id, snapshot_tree(src), tmp_path / "out")
+
+
+async def test_a_heartbeat_renewed_between_the_listing_and_its_read_still_holds_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """A writer on another host started before the mark renews (``seq 1`` stored, then ``seq 0``
+    deleted) just after the sweeping prune listed ``locks/`` and before it read ``seq 0``: that
+    read finds nothing, but the writer still runs, so its plan must not be swept."""
+    clock = FakeClock()
+    store = MemoryBackend(clock=clock)
+    rec = RecordingBackend(store)
+    vault, repo = await memory_vault(clock, rec)
+    src = tmp_path / "src"
+    write_files(src, {"a.bin": noise(1, 300_000)})
+    await vault.protect(src, name="src")
+    await vault.snapshot("src")
+    write_files(src, {"b.bin": noise(2, 300_000)}, remove="*.bin")
+    await vault.snapshot("src")
+    await vault.forget("src", policy=tiervault.Policy(keep_last=1))
+    beat0 = await fake_writer_heartbeat(repo)  # a session on another host, started before the mark
+    started = datetime_iso((await store.stat(beat0)).modified)
+    first = await prune(repo, clock=clock)
+    assert first.condemned
+    after_grace(clock)
+    renewed: list[str] = []
+
+    async def renew(name: str) -> None:
+        if name == beat0 and not renewed:
+            renewed.append(await fake_writer_heartbeat(repo, seq=1, started=started))
+            await store.delete(beat0)
+
+    rec.on("get", "locks/", renew, once=False)
+    held = await prune(repo, clock=clock)
+    assert renewed, "the renewal did not come between the listing and the read"
+    assert not held.swept and [d.heartbeat for d in held.deferred] == renewed
+    assert {p for p, _ in first.condemned} <= {n.rsplit("/", 1)[-1] for n in store.objects}

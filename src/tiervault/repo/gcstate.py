@@ -184,10 +184,16 @@ class Heartbeats:
 
 
 async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeats:
+    """List ``locks/`` and read every heartbeat. One deleted between the listing and its read was
+    renewed or ended: a renewal stores the next heartbeat before it deletes this one, so ``locks/``
+    is listed again (and what is new read) until a listing holds none that vanished so; else a
+    writer renewing at that moment would be invisible and its sweep-holding heartbeat missed."""
     out = Heartbeats()
-    infos = [i async for i in backend.list("locks/")]
+    seen: set[str] = set()
+    vanished = True
 
     async def read(name: str, modified: datetime) -> None:
+        nonlocal vanished
         oid = name.removeprefix("locks/")
         if name == LEASE_NAME:
             return
@@ -198,12 +204,16 @@ async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeat
             plain = await objects.load(name, ObjectType.HEARTBEAT)
             out.beats.append(Heartbeat(name, HeartbeatRecord.from_bytes(plain), modified))
         except ObjectNotFoundError:
-            return  # renewed or ended between the listing and the read
+            vanished = True  # renewed (its successor is stored: list again) or ended
         except IntegrityError as exc:
             out.damaged.append(exc)
         except FormatError as exc:
             out.damaged.append(IntegrityError(name, str(exc)))
 
-    await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
+    while vanished:
+        vanished = False
+        infos = [i async for i in backend.list("locks/") if i.name not in seen]
+        seen.update(i.name for i in infos)
+        await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
     out.beats.sort(key=lambda b: (b.stored, b.name))
     return out
