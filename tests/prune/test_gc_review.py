@@ -4,6 +4,7 @@ forget and prune"), each on a real repository written through the real writer, s
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import tiervault
@@ -106,3 +107,50 @@ async def test_a_heartbeat_renewed_between_the_listing_and_its_read_still_holds_
     assert renewed, "the renewal did not come between the listing and the read"
     assert not held.swept and [d.heartbeat for d in held.deferred] == renewed
     assert {p for p, _ in first.condemned} <= {n.rsplit("/", 1)[-1] for n in store.objects}
+
+
+async def test_a_joining_session_that_reads_a_plan_being_swept_still_sees_its_gone(tmp_path: Path) -> None:
+    """A process runs one session (its view: the plan's packs condemned) and starts a second one,
+    which reads ``gc/`` again. Between that listing and its read of the PLAN, a prune in another
+    process sweeps it (GONE stored after the listing, packs deleted, then the PLAN). The second
+    session must still treat the packs as gone, not dedup against them."""
+    clock = FakeClock()
+    store = MemoryBackend(clock=clock)
+    rec = RecordingBackend(store)
+    vault, repo = await memory_vault(clock, rec)
+    src, other_src = tmp_path / "src", tmp_path / "other"
+    write_files(src, {"a.bin": noise(1, 300_000)})
+    write_files(other_src, {"a.bin": noise(1, 300_000)})  # what only the forgotten point holds
+    await vault.protect(src, name="src")
+    await vault.protect(other_src, name="other")
+    await vault.snapshot("src")
+    write_files(src, {"b.bin": noise(2, 300_000)}, remove="*.bin")
+    await vault.snapshot("src")
+    await vault.forget("src", policy=tiervault.Policy(keep_last=1))
+    pruner = tiervault.Vault(await Repository.open(store, PASSWORD.encode()), clock=clock)
+    assert (await pruner.prune()).condemned
+    after_grace(clock)
+
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def pause(name: str) -> None:
+        reached.set()
+        await release.wait()
+
+    rec.on("put_if_absent", "snapshots/", pause)
+    first = asyncio.create_task(vault.snapshot("src"))  # its series starts after the plan's mark
+    await reached.wait()
+    swept: list[str] = []
+
+    async def sweep_now(name: str) -> None:
+        swept.extend((await pruner.prune()).swept)
+
+    rec.on("get", "gc/", sweep_now)
+    point = (await vault.snapshot("other")).point
+    assert swept, "the sweep did not come between the session's gc/ listing and its read"
+    release.set()
+    await first
+    fresh, _ = await reopen(repo, clock)
+    report = await fresh.check()
+    assert report.ok, report.errors
+    await restore_matches(fresh, point.id, snapshot_tree(other_src), tmp_path / "out")

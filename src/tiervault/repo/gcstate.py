@@ -131,11 +131,15 @@ class GcState:
 async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
     """List ``gc/`` and read every object in it. An object that is not a PLAN or a GONE, or does not
     authenticate, goes to ``damaged`` (``check`` reports it); one deleted between the listing and
-    the read (a prune retiring it) is left out."""
+    the read is left out, and ``gc/`` is listed again (what is new read) until none vanished so: a
+    PLAN is deleted only after its GONE was stored, a GONE only after the one replacing it (or once
+    retired), so the second listing shows what the first missed (a sweep running meanwhile)."""
     state = GcState()
-    infos = [i async for i in backend.list("gc/")]
+    seen: set[str] = set()
+    vanished = True
 
     async def read(name: str, modified: datetime) -> None:
+        nonlocal vanished
         oid = name.removeprefix("gc/")
         if not _HEX64.fullmatch(oid):
             state.foreign.append(name)
@@ -143,6 +147,7 @@ async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
         try:
             data = await backend.get(name)
         except ObjectNotFoundError:
+            vanished = True
             return
         plain: bytes | None = None
         errors: list[str] = []
@@ -162,7 +167,11 @@ async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
             return
         state.damaged.append(IntegrityError(name, "; ".join(errors)))
 
-    await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
+    while vanished:
+        vanished = False
+        infos = [i async for i in backend.list("gc/") if i.name not in seen]
+        seen.update(i.name for i in infos)
+        await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
     for exc in state.damaged:
         log.error("%s", exc)
     return state
