@@ -21,6 +21,7 @@ from tests.prune.helpers import (
 )
 from tests.support import FakeClock, MemoryBackend
 from tests.support.recording import RecordingBackend
+from tests.support.statlisting import StatAfterListing
 from tests.support.trees import snapshot_tree
 from tiervault.errors import TransientBackendError
 from tiervault.prune import prune
@@ -154,3 +155,35 @@ async def test_a_joining_session_that_reads_a_plan_being_swept_still_sees_its_go
     report = await fresh.check()
     assert report.ok, report.errors
     await restore_matches(fresh, point.id, snapshot_tree(other_src), tmp_path / "out")
+
+
+async def test_a_heartbeat_renewed_while_locks_is_listed_still_holds_the_sweep(tmp_path: Path) -> None:
+    """The same renewal, during the listing itself: a directory listing took the old heartbeat's
+    name, the renewal stored the new one and deleted the old, and the listing's ``stat`` of the old
+    name found nothing (as ``LocalBackend``'s does). The writer still runs: no sweep."""
+    clock = FakeClock()
+    store = MemoryBackend(clock=clock)
+    lister = StatAfterListing(store)
+    vault, repo = await memory_vault(clock, lister)
+    src = tmp_path / "src"
+    write_files(src, {"a.bin": noise(1, 300_000)})
+    await vault.protect(src, name="src")
+    await vault.snapshot("src")
+    write_files(src, {"b.bin": noise(2, 300_000)}, remove="*.bin")
+    await vault.snapshot("src")
+    await vault.forget("src", policy=tiervault.Policy(keep_last=1))
+    beat0 = await fake_writer_heartbeat(repo)  # a session on another host, started before the mark
+    started = datetime_iso((await store.stat(beat0)).modified)
+    first = await prune(repo, clock=clock)
+    assert first.condemned
+    after_grace(clock)
+    renewed: list[str] = []
+
+    async def renew(prefix: str) -> None:
+        renewed.append(await fake_writer_heartbeat(repo, seq=1, started=started))
+        await store.delete(beat0)
+
+    lister.between("locks/", renew)
+    held = await prune(repo, clock=clock)
+    assert renewed, "the renewal did not come during the listing"
+    assert not held.swept and [d.heartbeat for d in held.deferred] == renewed

@@ -7,6 +7,7 @@ times (``ObjectInfo.modified``), never of host clocks.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ PRUNE_LEASE_RENEW = 20.0
 LEASE_NAME = "locks/prune"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+#: ``gc/`` and ``locks/`` are listed at least this often (and again while an object listed vanished
+#: before its read): a listing that runs while a successor is stored and its predecessor deleted
+#: (a heartbeat renewed, a PLAN swept after its GONE was stored) may show neither, as a directory
+#: listing that ``stat``s each name does; the next listing shows the successor
+LISTINGS = 2
 
 #: ranks of a pack for reads and dedup: a chunk's location in a lower-ranked pack is preferred
 NORMAL, CONDEMNED, GONE = 0, 1, 2
@@ -131,9 +138,10 @@ class GcState:
 async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
     """List ``gc/`` and read every object in it. An object that is not a PLAN or a GONE, or does not
     authenticate, goes to ``damaged`` (``check`` reports it); one deleted between the listing and
-    the read is left out, and ``gc/`` is listed again (what is new read) until none vanished so: a
-    PLAN is deleted only after its GONE was stored, a GONE only after the one replacing it (or once
-    retired), so the second listing shows what the first missed (a sweep running meanwhile)."""
+    the read is left out. ``gc/`` is listed ``LISTINGS`` times, and again (what is new read) until
+    none vanished so: a PLAN is deleted only after its GONE was stored, a GONE only after the one
+    replacing it (or once retired), so a later listing shows what one missed (a sweep running
+    meanwhile)."""
     state = GcState()
     seen: set[str] = set()
     vanished = True
@@ -167,7 +175,9 @@ async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
             return
         state.damaged.append(IntegrityError(name, "; ".join(errors)))
 
-    while vanished:
+    for listing in itertools.count():
+        if not vanished and listing >= LISTINGS:
+            break
         vanished = False
         infos = [i async for i in backend.list("gc/") if i.name not in seen]
         seen.update(i.name for i in infos)
@@ -195,8 +205,9 @@ class Heartbeats:
 async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeats:
     """List ``locks/`` and read every heartbeat. One deleted between the listing and its read was
     renewed or ended: a renewal stores the next heartbeat before it deletes this one, so ``locks/``
-    is listed again (and what is new read) until a listing holds none that vanished so; else a
-    writer renewing at that moment would be invisible and its sweep-holding heartbeat missed."""
+    is listed ``LISTINGS`` times, and again (what is new read) until a listing holds none that
+    vanished so; else a writer renewing during the listing would be invisible and its
+    sweep-holding heartbeat missed."""
     out = Heartbeats()
     seen: set[str] = set()
     vanished = True
@@ -219,7 +230,9 @@ async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeat
         except FormatError as exc:
             out.damaged.append(IntegrityError(name, str(exc)))
 
-    while vanished:
+    for listing in itertools.count():
+        if not vanished and listing >= LISTINGS:
+            break
         vanished = False
         infos = [i async for i in backend.list("locks/") if i.name not in seen]
         seen.update(i.name for i in infos)
