@@ -7,6 +7,7 @@ times (``ObjectInfo.modified``), never of host clocks.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ PRUNE_LEASE_RENEW = 20.0
 LEASE_NAME = "locks/prune"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+#: ``gc/`` and ``locks/`` are listed at least this often (and again while an object listed vanished
+#: before its read): a listing that runs while a successor is stored and its predecessor deleted
+#: (a heartbeat renewed, a PLAN swept after its GONE was stored) may show neither, as a directory
+#: listing that ``stat``s each name does; the next listing shows the successor
+LISTINGS = 2
 
 #: ranks of a pack for reads and dedup: a chunk's location in a lower-ranked pack is preferred
 NORMAL, CONDEMNED, GONE = 0, 1, 2
@@ -131,11 +138,16 @@ class GcState:
 async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
     """List ``gc/`` and read every object in it. An object that is not a PLAN or a GONE, or does not
     authenticate, goes to ``damaged`` (``check`` reports it); one deleted between the listing and
-    the read (a prune retiring it) is left out."""
+    the read is left out. ``gc/`` is listed ``LISTINGS`` times, and again (what is new read) until
+    none vanished so: a PLAN is deleted only after its GONE was stored, a GONE only after the one
+    replacing it (or once retired), so a later listing shows what one missed (a sweep running
+    meanwhile)."""
     state = GcState()
-    infos = [i async for i in backend.list("gc/")]
+    seen: set[str] = set()
+    vanished = True
 
     async def read(name: str, modified: datetime) -> None:
+        nonlocal vanished
         oid = name.removeprefix("gc/")
         if not _HEX64.fullmatch(oid):
             state.foreign.append(name)
@@ -143,6 +155,7 @@ async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
         try:
             data = await backend.get(name)
         except ObjectNotFoundError:
+            vanished = True
             return
         plain: bytes | None = None
         errors: list[str] = []
@@ -162,7 +175,13 @@ async def load_gc_state(backend: Backend, objects: SealedObjects) -> GcState:
             return
         state.damaged.append(IntegrityError(name, "; ".join(errors)))
 
-    await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
+    for listing in itertools.count():
+        if not vanished and listing >= LISTINGS:
+            break
+        vanished = False
+        infos = [i async for i in backend.list("gc/") if i.name not in seen]
+        seen.update(i.name for i in infos)
+        await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
     for exc in state.damaged:
         log.error("%s", exc)
     return state
@@ -184,10 +203,17 @@ class Heartbeats:
 
 
 async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeats:
+    """List ``locks/`` and read every heartbeat. One deleted between the listing and its read was
+    renewed or ended: a renewal stores the next heartbeat before it deletes this one, so ``locks/``
+    is listed ``LISTINGS`` times, and again (what is new read) until a listing holds none that
+    vanished so; else a writer renewing during the listing would be invisible and its
+    sweep-holding heartbeat missed."""
     out = Heartbeats()
-    infos = [i async for i in backend.list("locks/")]
+    seen: set[str] = set()
+    vanished = True
 
     async def read(name: str, modified: datetime) -> None:
+        nonlocal vanished
         oid = name.removeprefix("locks/")
         if name == LEASE_NAME:
             return
@@ -198,12 +224,18 @@ async def load_heartbeats(backend: Backend, objects: SealedObjects) -> Heartbeat
             plain = await objects.load(name, ObjectType.HEARTBEAT)
             out.beats.append(Heartbeat(name, HeartbeatRecord.from_bytes(plain), modified))
         except ObjectNotFoundError:
-            return  # renewed or ended between the listing and the read
+            vanished = True  # renewed (its successor is stored: list again) or ended
         except IntegrityError as exc:
             out.damaged.append(exc)
         except FormatError as exc:
             out.damaged.append(IntegrityError(name, str(exc)))
 
-    await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
+    for listing in itertools.count():
+        if not vanished and listing >= LISTINGS:
+            break
+        vanished = False
+        infos = [i async for i in backend.list("locks/") if i.name not in seen]
+        seen.update(i.name for i in infos)
+        await bounded_gather([functools.partial(read, i.name, i.modified) for i in infos])
     out.beats.sort(key=lambda b: (b.stored, b.name))
     return out

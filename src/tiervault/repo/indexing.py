@@ -101,19 +101,42 @@ class IndexFiles:
         ``Index`` under ``ranks``, with the records not yet in an index file, then swapped into
         ``self.index``. No flush runs meanwhile, so no stored pack is missed. ``drop_unusable`` (no
         session runs): records left pending by a failed session whose packs a prune has condemned
-        or swept since are dropped, as an orphan would not be adopted (writer rule 4). ``token`` as
-        for ``load_all``."""
+        or swept since are dropped, as an orphan would not be adopted (writer rule 4); so are those
+        whose pack is no longer stored (checked after ``ranks`` was read: a full GC cycle may have
+        deleted it and retired its GONE, so that no rank shows it). ``token`` as for ``load_all``."""
         async with self._flush_lock:
             fresh = Index(ranks)
             errors, loaded = await self._load_into(fresh)
+            absent = await self._absent(list(self._pending)) if drop_unusable else set()
             async with self._pending_lock:
                 if drop_unusable:
-                    self._pending = [r for r in self._pending if fresh.pack_rank(r.pack_id) == NORMAL]
+                    self._pending = [
+                        r
+                        for r in self._pending
+                        if fresh.pack_rank(r.pack_id) == NORMAL and r.pack_id not in absent
+                    ]
                 for rec in self._pending:
                     fresh.add_record(rec)
                 self.index.replace(fresh)
                 self.errors[:] = errors
                 self.loaded, self.view_token = loaded, token
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether pack records wait for an index file (between sessions: a failed session's)."""
+        return bool(self._pending)
+
+    async def _absent(self, records: list[PackRecord]) -> set[str]:
+        """The ids of the packs of ``records`` that are not stored (any more)."""
+
+        async def gone(rec: PackRecord) -> str | None:
+            try:
+                await self.backend.stat(pack_name(rec.kind, rec.pack_id))
+            except ObjectNotFoundError:
+                return rec.pack_id
+            return None
+
+        return {p for p in await bounded_gather([functools.partial(gone, r) for r in records]) if p}
 
     async def load_new(self) -> bool:
         """Load the index files written since the view was loaded (others' new packs): what a reload

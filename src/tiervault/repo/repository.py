@@ -259,13 +259,19 @@ class Repository:
         """Read ``gc/`` again and apply it to the in-memory index (writer rule 2). ``reload_index``:
         the view must show every index file too; if the GC state is what the index's ranks came from,
         the index files written since are loaded into it, else every file is read again into a fresh
-        view. Otherwise the new ranks are applied to the locations held."""
+        view (so, too, when a failed session left pack records pending: a full reload drops those
+        a prune condemned or deleted since). Otherwise the new ranks are applied to the locations
+        held."""
         state = await load_gc_state(self.backend, self.objects)
         self.gc = state
         token = view_token(state)
         if not reload_index:
             self.index.set_ranks(state)
-        elif self.index_files.view_token == token and await self.index_files.load_new():
+        elif (
+            self.index_files.view_token == token
+            and not self.index_files.has_pending
+            and await self.index_files.load_new()
+        ):
             self.index.set_ranks(state)  # the same ranks, from the new state's object
         else:
             await self.index_files.reload(state, drop_unusable=True, token=token)
