@@ -237,7 +237,8 @@ async def gather_stats(repo: Repository, prices: PriceTable | None) -> StatsRepo
     hot = TierUsage(Tier.HOT)
     pack_tiers: dict[str, Tier] = {}
     async for info in repo.backend.list(""):
-        pack_tiers[info.name] = info.tier
+        if info.name.startswith(("data/", "meta/")):
+            pack_tiers[info.name] = info.tier
         if prices is not None:
             usage[info.tier].add(info.size, prices)
             hot.add(info.size, prices)

@@ -14,7 +14,7 @@ import pytest
 import tiervault
 from tests.e2e import KDF, PASSWORD, repo_objects
 from tests.prune.helpers import SMALL_CHUNKS, memory_vault, noise, write_files
-from tests.support import FakeClock, MemoryBackend
+from tests.support import FakeClock, MemoryBackend, hostile
 from tiervault.backend.base import Tier
 from tiervault.backend.local import LocalBackend
 from tiervault.costs import default_prices
@@ -199,3 +199,49 @@ async def test_stats_of_an_empty_repository(tmp_path: Path) -> None:
     assert report.points == [] and report.items == []
     assert report.objects == len(objects_on_disk(tmp_path / "r")) > 0  # config, keys
     assert report.estimated_saving == pytest.approx(0.0)
+
+
+async def test_a_pack_gone_from_the_store_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    repo, src = tmp_path / "repo", tmp_path / "src"
+    await _history(repo, src)
+    async with tiervault.open(repo, password=PASSWORD) as v:
+        before = await v.stats(cost=True)
+    gone = repo_objects(repo, "data")[0]
+    size = (repo / gone).stat().st_size
+    (repo / gone).unlink()
+    async with tiervault.open(repo, password=PASSWORD) as v:
+        after = await v.stats(cost=True)
+    assert after.bytes == before.bytes - size
+    assert [p.bytes for p in after.points] == [p.bytes for p in before.points]  # the index still lists it
+    assert after.warnings == [
+        "1 pack(s) holding referenced chunks are not in the store listing: their chunks are priced as Hot "
+        "(run check)"
+    ]
+
+
+async def test_hostile_points_are_counted_by_distinct_trees_and_missing_trees_are_warnings(
+    tmp_path: Path,
+) -> None:
+    """A point of 40 trees each referencing the next twice expands to 2^40 paths: stats visits each
+    tree once. A point referencing a tree or a chunk stored nowhere is counted without them, with
+    warnings."""
+    async with tiervault.init(tmp_path / "r", password=PASSWORD, kdf=KDF) as v:
+        plant = hostile.Planter(v)
+        tid = await plant.tree([plant.file("leaf", b"payload")])
+        trees = [tid]
+        for i in range(40):
+            tid = await plant.tree([plant.dir(f"a{i}", tid), plant.dir(f"b{i}", tid)])
+            trees.append(tid)
+        doubling = await plant.commit(tid, item="dag")
+        nowhere = "ab" * 32
+        ghost = hostile.node(
+            "ghost", "file", 0o644, size=5, links=1, content=["cd" * 32]
+        )  # a chunk stored nowhere
+        broken_root = await plant.tree([ghost, plant.file("kept", b"kept bytes"), plant.dir("lost", nowhere)])
+        broken = await plant.commit(broken_root, item="broken")
+        report = await v.stats()
+    by_id = {p.id: p for p in report.points}
+    assert by_id[doubling].chunks == len(trees) + 1  # the 41 trees and the leaf's one chunk
+    assert by_id[broken].chunks == 3  # its root tree and its files' two chunks (the lost tree: unread)
+    assert any(f"point {broken[:8]}: tree {'ab' * 8} unreadable" in w for w in report.warnings)
+    assert any("1 referenced chunk(s) are in no index" in w for w in report.warnings)
