@@ -768,6 +768,7 @@ COMMANDS = {
     ("ls",),
     ("restore",),
     ("check",),
+    ("stats",),
     ("key", "list"),
     ("key", "add"),
     ("key", "remove"),

@@ -38,6 +38,7 @@ EXPECTED: dict[str, str] = {
     "RepositoryNotFoundError": "tiervault.errors",
     "RestorePlanSummary": "tiervault.restore.planner",
     "RestoreResult": "tiervault.models",
+    "StatsReport": "tiervault.stats",
     "RestoreStats": "tiervault.restore.restorer",
     "RetentionDecision": "tiervault.retention",
     "ScryptParams": "tiervault.core.crypto",

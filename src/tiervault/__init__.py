@@ -39,6 +39,7 @@ from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
+from tiervault.stats import StatsReport
 from tiervault.vault import Vault
 from tiervault.version import __version__
 
@@ -71,6 +72,7 @@ __all__ = [
     "ScryptParams",
     "SnapshotResult",
     "SnapshotStats",
+    "StatsReport",
     "TiervaultError",
     "TransientBackendError",
     "UnsupportedFormatError",

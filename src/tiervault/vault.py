@@ -18,6 +18,7 @@ from tiervault.archiver import Progress
 from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import ScryptParams
+from tiervault.costs import PriceTable, default_prices, load_prices
 from tiervault.deadline import stop_time
 from tiervault.errors import LimitError, NotFoundError, UsageError
 from tiervault.maintenance import CheckResult, check
@@ -34,6 +35,7 @@ from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
 from tiervault.restore.placement import check_target
 from tiervault.retention import RetentionDecision
+from tiervault.stats import StatsReport, gather_stats
 
 Password = str | bytes
 log = logging.getLogger("tiervault.vault")
@@ -362,6 +364,25 @@ class Vault:
         if not dry_run:  # this vault's own view: what the prune condemned, deleted and consolidated
             await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)
         return report
+
+    async def stats(
+        self, *, cost: bool = False, prices: str | os.PathLike[str] | PriceTable | None = None
+    ) -> StatsReport:
+        """Objects and bytes per access tier (one listing of the store), and per item and recovery
+        point the bytes their chunks take and the bytes no other item or point references
+        (docs/costs.md). ``cost`` adds *estimated* monthly costs from a price table: the shipped one
+        (list prices, see its ``note``), or ``prices`` (a price file, or a ``PriceTable``); it also
+        gives what the same objects would cost all in Hot. ``prices`` without ``cost`` is a
+        ``UsageError``, as is a price file that is not a valid table (the error names the field)."""
+        if prices is not None and not cost:
+            raise UsageError("prices= (stats --prices) needs cost=True (stats --cost)")
+        table: PriceTable | None = None
+        if cost:
+            if isinstance(prices, PriceTable):
+                table = prices
+            else:
+                table = default_prices() if prices is None else load_prices(prices)
+        return await gather_stats(self._repo, table)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tiervault
 
-from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, upgrade
+from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, stats, upgrade
 from .options import Commands, Parser, add_global_options
 from .output import PROG
 
@@ -26,6 +26,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     prune.register,
     restore.register,
     check.register,
+    stats.register,
     keys.register,
     upgrade.register,
     cache.register,
