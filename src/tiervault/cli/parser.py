@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tiervault
 
-from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, upgrade
+from . import cache, check, forget, init, items, keys, points, prune, rehydrate, restore, snapshot, upgrade
 from .options import Commands, Parser, add_global_options
 from .output import PROG
 
@@ -25,6 +25,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     forget.register,
     prune.register,
     restore.register,
+    rehydrate.register,
     check.register,
     keys.register,
     upgrade.register,
