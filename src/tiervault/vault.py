@@ -32,7 +32,7 @@ from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, node_at, walk
 from tiervault.repo.upgrade import UpgradeResult
-from tiervault.restore import RestorePlanSummary, Restorer, Selection, rehydration
+from tiervault.restore import RestorePlanSummary, Restorer, Selection, rehydration, staging
 from tiervault.restore.placement import check_target
 from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.retention import RetentionDecision
@@ -440,9 +440,12 @@ class Vault:
         """Verify the repository; ``read_data`` also reads and authenticates every data pack.
 
         Temporary files left by unfinished writes are reported as warnings (count and bytes, then
-        each one by name); the next snapshot removes those older than the safe age."""
+        each one by name); the next snapshot removes those older than the safe age. So are restores
+        from Archive in progress (their staging copies and bytes), damaged rehydration records and
+        staging copies without a record (docs/restore-archive.md)."""
         result = await check(self._repo, read_data=read_data)
         result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
+        result.warnings.extend(staging.check_warnings(await staging.load_rehydrations(self._repo)))
         return result
 
     async def upgrade(self) -> UpgradeResult:

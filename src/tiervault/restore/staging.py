@@ -180,6 +180,38 @@ async def load_rehydrations(repo: Repository) -> Rehydrations:
     return Rehydrations([r for r in loaded if r is not None], sorted(damaged), staging)
 
 
+def check_warnings(found: Rehydrations) -> list[dict[str, str]]:
+    """What ``check`` says about restores from Archive: each record in progress (its point, packs,
+    staging copies and their bytes, in Hot until that restore finishes), each record that does not
+    open, and each staging copy without a record. Warnings: nothing here is damage to any point."""
+    out = []
+    for r in sorted(found.records, key=lambda r: (r.started, r.id)):
+        prefix = f"{r.name.replace(RECORD_PREFIX, STAGING_PREFIX, 1)}/"
+        copies = [size for name, size in found.staging.items() if name.startswith(prefix)]
+        out.append(
+            {
+                "object": r.name,
+                "warning": f"a restore from Archive of point {r.snapshot[:8]} is in progress: "
+                f"{len(r.packs)} pack(s), {len(copies)} staging copies ({sum(copies)} bytes in Hot); run "
+                "the same restore --rehydrate again to finish it and remove them",
+                "bytes": str(sum(copies)),
+            }
+        )
+    for name, why in found.damaged:
+        out.append({"object": name, "warning": f"a rehydration record that restores ignore: {why}"})
+    for name in found.orphans():
+        size = found.staging[name]
+        out.append(
+            {
+                "object": name,
+                "warning": "a staging copy without its rehydration record (the next restore from "
+                "Archive that finishes removes it)",
+                "bytes": str(size),
+            }
+        )
+    return out
+
+
 async def delete_records(
     repo: Repository, records: Sequence[RehydrationRecord], staging: Iterable[str]
 ) -> None:
@@ -198,6 +230,7 @@ __all__ = [
     "RehydrationRecord",
     "Rehydrations",
     "RestoreKey",
+    "check_warnings",
     "delete_records",
     "load_rehydrations",
     "parse_record",
