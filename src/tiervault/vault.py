@@ -20,7 +20,7 @@ from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import ScryptParams
 from tiervault.deadline import stop_time
-from tiervault.errors import LimitError, NotFoundError, UsageError
+from tiervault.errors import LimitError, NotFoundError, RehydrationNeededError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
@@ -312,7 +312,10 @@ class Vault:
                 max_entries=max_entries,
             )
             if not rehydrate:
-                stats, errors = await restorer.run()
+                try:
+                    stats, errors = await restorer.run()
+                except RehydrationNeededError as exc:
+                    raise rehydration.explain(exc, prio) from None
                 return RestoreResult(stats, tuple(errors), restorer.incomplete)
             out = await rehydration.RehydratingRestore(
                 restorer,

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from tiervault.backend.base import RehydratePriority
 from tiervault.clock import Clock
-from tiervault.errors import ObjectNotFoundError, UsageError
+from tiervault.errors import ObjectNotFoundError, RehydrationNeededError, UsageError
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES
@@ -205,6 +205,21 @@ def summarize(
     return dataclasses.replace(summary, rehydration=info)
 
 
+def explain(exc: RehydrationNeededError, priority: RehydratePriority) -> RehydrationNeededError:
+    """A refusal's plan with the estimated wait of a rehydration at ``priority`` (from the total
+    bytes: a conservative stand-in for the largest pack), for the fail-fast message."""
+    plan = exc.plan
+    if plan is not None and plan.get("rehydrate_packs") and plan.get("rehydration") is None:
+        wait = expected_wait(priority, [int(plan["rehydrate_bytes"])])
+        plan["rehydration"] = {
+            "priority": priority.value,
+            "expected_wait_s": wait,
+            "expected_wait": wait_text(wait),
+            "in_progress": None,
+        }
+    return exc
+
+
 async def plan_from_archive(
     repo: Repository,
     snapshot: SnapshotRecord,
@@ -331,6 +346,7 @@ __all__ = [
     "apply_staging",
     "check_priority",
     "expected_wait",
+    "explain",
     "plan_from_archive",
     "progress_of",
     "summarize",
