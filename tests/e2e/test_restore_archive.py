@@ -45,17 +45,20 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, fake_clock: FakeClock)
     return lambda: memory
 
 
-def build_source(src: Path) -> None:
-    rnd = random.Random(12)
-    files: dict[str, Any] = {f"d{i % 2}/f{i}.bin": File(rnd.randbytes(700 * KiB)) for i in range(8)}
-    build_tree(src, files | {"empty": File(b"")})
+def files_of(d: int) -> dict[str, Any]:
+    rnd = random.Random(12 + d)
+    return {f"d{d}/f{i}.bin": File(rnd.randbytes(700 * KiB)) for i in range(4)}
 
 
 async def make_point(store: Store, clock: Any, src: Path) -> str:
-    build_source(src)
+    """Two points: ``d0`` (and an empty file), then ``d1`` added, so that ``d1``'s chunks are in
+    packs of their own (one snapshot's saver threads share files out among packs at random)."""
+    build_tree(src, files_of(0) | {"empty": File(b"")})
     repo = await Repository.init(store(), PASSWORD.encode(), pack_size=MiB, kdf=KDF)
     vault = tiervault.Vault(repo, clock=clock)
     await vault.protect(src, name="src")
+    await vault.snapshot("src")
+    build_tree(src, files_of(1))
     return (await vault.snapshot("src")).point.id
 
 
@@ -158,21 +161,21 @@ async def test_rehydrate_only_some_paths(store: Store, fake_clock: FakeClock, tm
     point = await make_point(store, fake_clock, tmp_path / "src")
     await archive_all(store)
     vault = await vault_on(store, fake_clock)
-    partial = await vault.plan_restore(point, paths=["d0"])
+    partial = await vault.plan_restore(point, paths=["d1"])
     whole = await vault.plan_restore(point)
     assert 0 < partial.rehydrate_packs < whole.rehydrate_packs
     out = tmp_path / "out"
-    started = await vault.restore(point, out, paths=["d0"], rehydrate=True, priority="high")
+    started = await vault.restore(point, out, paths=["d1"], rehydrate=True, priority="high")
     assert started.awaiting_rehydration
     assert len(await names(store, "staging/")) == partial.rehydrate_packs
     # the whole point is another restore: its plan shows no rehydration in progress
     assert (await vault.plan_restore(point)).rehydration["in_progress"] is None  # type: ignore[index]
 
     fake_clock.advance(REHYDRATE_SECONDS)
-    done = await (await vault_on(store, fake_clock)).restore(point, out, paths=["d0"], rehydrate=True)
+    done = await (await vault_on(store, fake_clock)).restore(point, out, paths=["d1"], rehydrate=True)
     assert done.ok and done.staging_removed == partial.rehydrate_packs
-    assert sorted(os.listdir(out)) == ["d0"]
-    assert_trees_equal(snapshot_tree(tmp_path / "src" / "d0"), snapshot_tree(out / "d0"), ignore_root=["."])
+    assert sorted(os.listdir(out)) == ["d1"]
+    assert_trees_equal(snapshot_tree(tmp_path / "src" / "d1"), snapshot_tree(out / "d1"), ignore_root=["."])
     assert await names(store, "restore/") == {} and await names(store, "staging/") == {}
 
 
