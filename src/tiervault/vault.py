@@ -290,7 +290,8 @@ class Vault:
         copies, and the result is ``awaiting_rehydration`` (nothing written) until they are
         readable; the same restore run again, from any process or host, continues, restores from the
         copies and deletes them (docs/restore-archive.md). ``wait`` polls every ``poll_seconds`` of
-        the vault's clock instead, calling ``progress`` with each ``RehydrationProgress``.
+        the vault's clock instead, calling ``progress`` with each ``RehydrationProgress``, until the
+        packs are readable or ``deadline`` would pass during the next poll (then: awaiting).
         """
         prio = rehydration.check_priority(priority)
         stop_at = stop_time(deadline, self._clock)

@@ -324,3 +324,24 @@ def test_wait_in_a_process_polls_its_clock(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["result"]["ok"] and len(report["polls"]) == 7  # 6 x 600 s, then the ready line
     assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(out))
+
+
+async def test_a_deadline_ends_the_wait_awaiting(store: Store, fake_clock: FakeClock, tmp_path: Path) -> None:
+    point = await make_point(store, fake_clock, tmp_path / "src")
+    await archive_all(store)
+    polls: list[tiervault.RehydrationProgress] = []
+    loop = asyncio.get_running_loop()
+
+    def progress(p: tiervault.RehydrationProgress) -> None:
+        polls.append(p)
+        loop.call_soon(fake_clock.advance, 600)
+
+    vault = await vault_on(store, fake_clock)
+    out = tmp_path / "out"
+    result = await vault.restore(
+        point, out, rehydrate=True, wait=True, poll_seconds=600, progress=progress, deadline=1900
+    )
+    assert result.awaiting_rehydration and not out.exists()
+    # polls at 0, 600, 1200 and 1800 s; one more would end past the stop time (1900 s less its
+    # 30 s reserve, deadline.py)
+    assert len(polls) == 4

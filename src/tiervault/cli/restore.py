@@ -85,7 +85,7 @@ async def _restore(ctx: Context, vault: Vault) -> int:
                 rehydrate=a.rehydrate,
                 priority=a.priority,
                 wait=a.wait,
-                progress=progress_printer(ctx),
+                progress=progress_printer(ctx) if a.wait else None,
                 **({"max_entries": a.max_entries} if a.max_entries else {}),
             )
     except RehydrationNeededError as exc:  # before anything was written: the plan, its own exit code

@@ -9,7 +9,8 @@ copies, continue from any process or host, restore from the copies, clean them u
 3. Archived packs with no copy yet: a new record naming them is stored, *then* their copies are
    started (``copy_rehydrate``, ordering invariant 19); a copy a record names but the store lost
    is started again under that record. Packs someone rehydrates in place are waited for, not copied.
-4. Not all readable: return the progress (``awaiting``), or with ``wait`` poll on the vault's clock.
+4. Not all readable: return the progress (``awaiting``), or with ``wait`` poll on the vault's clock
+   (until the restore's deadline, if it has one, would pass during the next poll).
 5. All readable: ``Restorer.run`` reads the archived packs' blobs from their copies; once everything
    selected is in place (not incomplete, no errors), the copies and then the records are deleted,
    and staging copies whose record is gone with them.
@@ -232,6 +233,8 @@ async def plan_from_archive(
 ) -> RestorePlanSummary:
     """``Vault.plan_restore``: the plan, with the staging copies of a rehydration in progress."""
     plan = await plan_restore(repo, snapshot, selection, local=local, max_entries=max_entries)
+    if not archived(plan):  # nothing in Archive: no rehydration to look for (no listing either)
+        return plan.summary()
     records = (await load_rehydrations(repo)).of(restore_key(snapshot.id, selection))
     await apply_staging(repo, plan, records)
     return summarize(plan, records, priority, now)
@@ -289,7 +292,9 @@ class RehydratingRestore:
                 break
             if self.progress is not None:
                 self.progress(status)
-            if not self.wait:
+            stop_at = self.restorer.stop_at
+            out_of_time = stop_at is not None and self.clock.monotonic() + self.poll_seconds > stop_at
+            if not self.wait or out_of_time:  # a deadline ends a wait as it ends a restore
                 summary = summarize(plan, records, self.priority, self.clock.now())
                 return RehydratedOutcome(plan, status, None, [], 0, summary)
             await self.clock.sleep(self.poll_seconds)
