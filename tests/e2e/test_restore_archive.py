@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import tiervault
-from tests.e2e import KDF, KiB
+from tests.e2e import KDF, KiB, repo_listing
 from tests.e2e.rehydrate_worker import PASSWORD, REHYDRATE_SECONDS
 from tests.support import FakeClock, MemoryBackend
 from tests.support.fileclock import FileClock
@@ -107,8 +107,13 @@ async def test_without_rehydrate_a_restore_of_archived_packs_fails_fast_writing_
     sizes = await archive_all(store)
     vault = await vault_on(store, fake_clock)
     out = tmp_path / "out"
+    before = repo_listing(tmp_path / "repo") if (tmp_path / "repo").exists() else None
+    objects = {n: (i.size, i.modified) for n, i in (await names(store, "")).items()}
     with pytest.raises(tiervault.RehydrationNeededError, match="--rehydrate") as info:
         await vault.restore(point, out)
+    assert {n: (i.size, i.modified) for n, i in (await names(store, "")).items()} == objects
+    if before is not None:  # the local store, hidden files (tier sidecars, leases) included
+        assert repo_listing(tmp_path / "repo") == before
     assert isinstance(info.value, tiervault.ObjectArchivedError)
     assert info.value.plan is not None and info.value.plan["rehydrate_packs"] == len(sizes)
     assert not out.exists()
