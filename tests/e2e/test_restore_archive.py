@@ -176,6 +176,10 @@ async def test_rehydrate_only_some_paths(store: Store, fake_clock: FakeClock, tm
     # the whole point is another restore: its plan shows no rehydration in progress
     assert (await vault.plan_restore(point)).rehydration["in_progress"] is None  # type: ignore[index]
 
+    # resumed without a priority: the estimate is the High one it was started with
+    plan = await vault.plan_restore(point, paths=["d1"])
+    assert plan.rehydration is not None and plan.rehydration["in_progress"]["priority"] == "high"
+    assert plan.rehydration["in_progress"]["wait_s"] == HIGH_WAIT_S
     fake_clock.advance(REHYDRATE_SECONDS)
     done = await (await vault_on(store, fake_clock)).restore(point, out, paths=["d1"], rehydrate=True)
     assert done.ok and done.staging_removed == partial.rehydrate_packs

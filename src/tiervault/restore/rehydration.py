@@ -166,6 +166,11 @@ async def apply_staging(repo: Repository, plan: RestorePlan, records: Sequence[R
 def progress_of(
     plan: RestorePlan, records: Sequence[RehydrationRecord], priority: RehydratePriority, now: float
 ) -> RehydrationProgress:
+    """Where the restore stands; its wait estimate at the priority of its records (``priority``
+    when it has none yet)."""
+    if records:  # a rehydration in progress goes at the priority it was started with
+        high = all(r.priority == RehydratePriority.HIGH.value for r in records)
+        priority = RehydratePriority.HIGH if high else RehydratePriority.STANDARD
     needs = list(archived(plan).values())
     sizes = [n.size if n.size is not None else n.bytes for n in needs]
     ready = [n for n in needs if n.state is PackState.READABLE]
