@@ -354,3 +354,32 @@ async def test_a_deadline_ends_the_wait_awaiting(store: Store, fake_clock: FakeC
     # polls at 0, 600, 1200 and 1800 s; one more would end past the stop time (1900 s less its
     # 30 s reserve, deadline.py)
     assert len(polls) == 4
+
+
+async def test_a_copy_lost_while_waiting_is_started_again(
+    store: Store, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    point = await make_point(store, fake_clock, tmp_path / "src")
+    await archive_all(store)
+    loop = asyncio.get_running_loop()
+    lost: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def lose_one() -> None:  # between two polls, a copy disappears (deleted behind our back)
+        if not lost:
+            lost.append(sorted(await names(store, "staging/"))[0])
+            await store().delete(lost[0])
+        fake_clock.advance(1800)
+
+    def progress(p: tiervault.RehydrationProgress) -> None:
+        if len(tasks) > 20:  # 15 h of polls: the lost copy was never started again
+            raise AssertionError(f"still waiting after {len(tasks)} polls: {p}")
+        tasks.append(loop.create_task(lose_one()))
+
+    vault = await vault_on(store, fake_clock)
+    done = await vault.restore(
+        point, tmp_path / "out", rehydrate=True, wait=True, poll_seconds=1800, progress=progress
+    )
+    assert done.ok and lost
+    assert_trees_equal(snapshot_tree(tmp_path / "src"), snapshot_tree(tmp_path / "out"))
+    assert await names(store, "staging/") == {} and await names(store, "restore/") == {}

@@ -285,12 +285,8 @@ class RehydratingRestore:
         plan = await self.restorer.prepared_plan()
         if any(n.state is PackState.MISSING for n in plan.packs.values()):
             plan.refuse_unreadable()  # missing packs: ObjectNotFoundError, before anything is started
-        rehydrations = await load_rehydrations(self.repo)
-        records = rehydrations.of(self.key)
-        await apply_staging(self.repo, plan, records)
-        if any(n.state is PackState.ARCHIVED for n in archived(plan).values()):
-            records = await self._start(plan, records)
-            await apply_staging(self.repo, plan, records)
+        records = (await load_rehydrations(self.repo)).of(self.key)
+        records = await self._refresh(plan, records)
         while True:
             status = progress_of(plan, records, self.priority, self.clock.now())
             if status.done:
@@ -303,7 +299,7 @@ class RehydratingRestore:
                 summary = summarize(plan, records, self.priority, self.clock.now())
                 return RehydratedOutcome(plan, status, None, [], 0, summary)
             await self.clock.sleep(self.poll_seconds)
-            await apply_staging(self.repo, plan, records)
+            records = await self._refresh(plan, records)
         if self.progress is not None and status.packs:
             self.progress(status)
         stats, errors = await self.restorer.run(plan)
@@ -311,6 +307,15 @@ class RehydratingRestore:
         if not self.restorer.incomplete and not errors:
             cleaned = await self._clean(records)
         return RehydratedOutcome(plan, status if status.packs else None, stats, errors, cleaned)
+
+    async def _refresh(self, plan: RestorePlan, records: list[RehydrationRecord]) -> list[RehydrationRecord]:
+        """Ask the store about the staging copies (and in-place rehydrations); start the copies that
+        are missing (never started, or lost meanwhile, also while waiting)."""
+        await apply_staging(self.repo, plan, records)
+        if any(n.state is PackState.ARCHIVED for n in archived(plan).values()):
+            records = await self._start(plan, records)
+            await apply_staging(self.repo, plan, records)
+        return records
 
     async def _start(self, plan: RestorePlan, records: list[RehydrationRecord]) -> list[RehydrationRecord]:
         """Copies for every archived pack that has none: under the record naming it (a lost copy),
