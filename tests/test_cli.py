@@ -262,9 +262,11 @@ def test_exit_code_table() -> None:
     assert exit_code_for(tiervault.WrongPasswordError("x")) == 11
     assert exit_code_for(tiervault.IntegrityError("data/x", "bad")) == 12
     assert exit_code_for(tiervault.UnsupportedFormatError("x")) == 13
+    assert exit_code_for(tiervault.ObjectArchivedError("x")) == 14
+    assert exit_code_for(tiervault.RehydrationNeededError("x")) == 14
     assert exit_code_for(KeyboardInterrupt()) == 130
     assert exit_code_for(ValueError("x")) == 1
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 10, 11, 12, 13, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 130]
 
 
 def one_error_line(res: Result) -> str:
@@ -767,6 +769,7 @@ COMMANDS = {
     ("prune",),
     ("ls",),
     ("restore",),
+    ("plan-restore",),
     ("check",),
     ("stats",),
     ("key", "list"),

@@ -34,6 +34,8 @@ EXPECTED: dict[str, str] = {
     "Progress": "tiervault.archiver.outcome",
     "PruneReport": "tiervault.prune.report",
     "RecoveryPoint": "tiervault.models",
+    "RehydrationNeededError": "tiervault.errors",
+    "RehydrationProgress": "tiervault.restore.rehydration",
     "RepositoryExistsError": "tiervault.errors",
     "RepositoryNotFoundError": "tiervault.errors",
     "RestorePlanSummary": "tiervault.restore.planner",

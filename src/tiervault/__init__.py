@@ -22,6 +22,7 @@ from tiervault.errors import (
     ObjectNotFoundError,
     ParameterError,
     PermissionDeniedError,
+    RehydrationNeededError,
     RepositoryExistsError,
     RepositoryNotFoundError,
     TiervaultError,
@@ -37,6 +38,7 @@ from tiervault.policy import Policy
 from tiervault.prune import PruneReport
 from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
+from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
 from tiervault.stats import StatsReport
@@ -63,6 +65,8 @@ __all__ = [
     "Progress",
     "PruneReport",
     "RecoveryPoint",
+    "RehydrationNeededError",
+    "RehydrationProgress",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
     "RestorePlanSummary",

@@ -14,6 +14,7 @@
     └── BackendError                the store failed
         ├── ObjectNotFoundError     the object does not exist
         ├── ObjectArchivedError     the object is in the Archive tier: rehydrate it first
+        │   └── RehydrationNeededError  a restore needs archived packs: restore --rehydrate
         ├── LeaseHeldError          someone else holds the lease
         ├── PermissionDeniedError   credentials refused (never retried)
         └── TransientBackendError   may succeed if retried (the only retryable one)
@@ -23,6 +24,8 @@ always with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class TiervaultError(Exception):
@@ -92,6 +95,15 @@ class ObjectNotFoundError(BackendError):
 
 class ObjectArchivedError(BackendError):
     """The object is in the Archive tier and must be rehydrated before it can be read."""
+
+
+class RehydrationNeededError(ObjectArchivedError):
+    """A restore needs packs in the Archive tier and was not asked to rehydrate them (nothing was
+    written). ``plan`` is the restore plan's summary as JSON (``Vault.plan_restore``)."""
+
+    def __init__(self, message: str, plan: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
 
 
 class LeaseHeldError(BackendError):

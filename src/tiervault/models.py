@@ -13,6 +13,8 @@ from tiervault.archiver import SnapshotStats
 from tiervault.core.format.tree import Node
 from tiervault.policy import Policy
 from tiervault.repo.snapshots import ItemRecord, SnapshotRecord, parse_iso
+from tiervault.restore.planner import RestorePlanSummary
+from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.restore.restorer import RestoreStats
 
 
@@ -147,18 +149,33 @@ class RestoreResult:
     errors: tuple[dict[str, str], ...] = field(default_factory=tuple)
     #: the deadline came first: run the same restore into the same target again to finish it
     incomplete: bool = False
+    #: a restore from Archive (``rehydrate=True``): where its rehydration stands (None: nothing was
+    #: needed from Archive)
+    rehydration: RehydrationProgress | None = None
+    #: packs are still coming out of Archive: nothing was written; run the same restore again
+    awaiting_rehydration: bool = False
+    #: the plan's summary (a restore from Archive, awaiting rehydration)
+    plan: RestorePlanSummary | None = None
+    #: staging copies deleted after a finished restore from Archive
+    staging_removed: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "ok": self.ok,
             "incomplete": self.incomplete,
             "stats": self.stats.to_json(),
             "errors": list(self.errors),
         }
+        if self.rehydration is not None or self.awaiting_rehydration:
+            out["awaiting_rehydration"] = self.awaiting_rehydration
+            out["rehydration"] = None if self.rehydration is None else self.rehydration.to_json()
+            out["plan"] = None if self.plan is None else self.plan.to_json()
+            out["staging_removed"] = self.staging_removed
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from types import TracebackType
 
 from tiervault import backup, protection, retention, selection
 from tiervault.archiver import Progress
+from tiervault.backend.base import RehydratePriority
 from tiervault.cache import CacheBackend, CacheCleanup, CacheStats
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.crypto import ScryptParams
-from tiervault.costs import PriceTable, default_prices, load_prices
+from tiervault.costs import PriceTable, default_prices, load_prices, rehydration_cost
 from tiervault.deadline import stop_time
-from tiervault.errors import LimitError, NotFoundError, UsageError
+from tiervault.errors import LimitError, NotFoundError, RehydrationNeededError, UsageError
 from tiervault.maintenance import CheckResult, check
 from tiervault.models import Entry, Item, KeyInfo, RecoveryPoint, RestoreResult, SnapshotResult
 from tiervault.policy import Policy
@@ -32,8 +33,9 @@ from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
 from tiervault.repo.treewalk import DEFAULT_MAX_ENTRIES, TreeCounter, node_at, walk
 from tiervault.repo.upgrade import UpgradeResult
-from tiervault.restore import RestorePlanSummary, Restorer, Selection, plan_restore
+from tiervault.restore import RestorePlanSummary, Restorer, Selection, rehydration, staging
 from tiervault.restore.placement import check_target
+from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.retention import RetentionDecision
 from tiervault.stats import StatsReport, gather_stats
 
@@ -218,16 +220,40 @@ class Vault:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        priority: str | RehydratePriority = RehydratePriority.STANDARD,
+        prices: str | os.PathLike[str] | None = None,
     ) -> RestorePlanSummary:
         """What restoring ``point`` (or the selection, as for ``restore``) needs, writing nothing:
         files, directories, bytes, and the packs to read by state (``readable``, ``archived``,
         ``rehydrating``, ``missing``) with their bytes by tier (``disk`` for the local disk tier,
-        else the store's). ``restore`` refuses to start unless ``readable``. ``max_entries`` as for
-        ``restore``."""
+        else the store's); the files restorable right now (``now_files``, ``now_bytes``: all their
+        packs readable); and the packs still in Archive (``rehydrate_packs``, ``rehydrate_bytes``:
+        their whole sizes) with, in ``rehydration``, the estimated wait at ``priority`` and the
+        progress of a rehydration in progress (docs/restore-archive.md). A pack whose staging copy
+        is ready counts as readable. ``restore`` refuses to start unless ``readable`` (or
+        ``rehydrate``). ``max_entries`` as for ``restore``. With packs to rehydrate, ``rehydration``
+        also holds ``estimated_cost`` (the rehydration charge and one read per pack, from the price
+        table: the shipped one, or the ``prices`` file; docs/costs.md) with its ``currency``."""
         rec = await self._record(point)
         sel = Selection(paths, include, exclude)
-        plan = await plan_restore(self._repo, rec, sel, local=self._cache, max_entries=max_entries)
-        return plan.summary()
+        prio = rehydration.check_priority(priority)
+        table = load_prices(prices) if prices is not None else None
+        summary = await rehydration.plan_from_archive(
+            self._repo,
+            rec,
+            sel,
+            priority=prio,
+            now=self._clock.now(),
+            local=self._cache,
+            max_entries=max_entries,
+        )
+        if summary.rehydration is not None and summary.rehydrate_packs:
+            table = table or default_prices()
+            summary.rehydration["estimated_cost"] = rehydration_cost(
+                summary.rehydrate_bytes, summary.rehydrate_packs, prio, table
+            )
+            summary.rehydration["currency"] = table.currency
+        return summary
 
     async def restore(
         self,
@@ -241,6 +267,11 @@ class Vault:
         deadline: float | datetime | None = None,
         force: bool = False,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        rehydrate: bool = False,
+        priority: str | RehydratePriority = RehydratePriority.STANDARD,
+        wait: bool = False,
+        poll_seconds: float = rehydration.POLL_SECONDS,
+        progress: Callable[[RehydrationProgress], None] | None = None,
     ) -> RestoreResult:
         """Rebuild a recovery point (or the selected part of it) under ``target``.
 
@@ -267,7 +298,16 @@ class Vault:
         ``ObjectNotFoundError``, each naming how many packs and bytes. A restore plans its entries in
         memory: more than ``max_entries`` (10 million by default; with ``paths``, only what they hold
         counts) is a ``LimitError`` before anything is planned.
+
+        Archived packs refuse the restore (``RehydrationNeededError``, with the plan's summary)
+        unless ``rehydrate``: then the packs are copied out of Archive at ``priority`` to staging
+        copies, and the result is ``awaiting_rehydration`` (nothing written) until they are
+        readable; the same restore run again, from any process or host, continues, restores from the
+        copies and deletes them (docs/restore-archive.md). ``wait`` polls every ``poll_seconds`` of
+        the vault's clock instead, calling ``progress`` with each ``RehydrationProgress``, until the
+        packs are readable or ``deadline`` would pass during the next poll (then: awaiting).
         """
+        prio = rehydration.check_priority(priority)
         stop_at = stop_time(deadline, self._clock)
         with counting_reads() as reads:  # every read of this restore per tier, the point's record too
             rec = await self._record(point)
@@ -286,8 +326,35 @@ class Vault:
                 reads=reads,
                 max_entries=max_entries,
             )
-            stats, errors = await restorer.run()
-        return RestoreResult(stats, tuple(errors), restorer.incomplete)
+            if not rehydrate:
+                try:
+                    stats, errors = await restorer.run()
+                except RehydrationNeededError as exc:
+                    raise rehydration.explain(exc, prio) from None
+                return RestoreResult(stats, tuple(errors), restorer.incomplete)
+            out = await rehydration.RehydratingRestore(
+                restorer,
+                priority=prio,
+                clock=self._clock,
+                wait=wait,
+                poll_seconds=poll_seconds,
+                progress=progress,
+            ).run()
+        if out.stats is None:
+            return RestoreResult(
+                restorer.stats,
+                rehydration=out.progress,
+                awaiting_rehydration=True,
+                plan=out.summary,
+            )
+        return RestoreResult(
+            out.stats,
+            tuple(out.errors),
+            restorer.incomplete,
+            rehydration=out.progress,
+            plan=None,
+            staging_removed=out.cleaned,
+        )
 
     async def forget(
         self,
@@ -410,9 +477,12 @@ class Vault:
         """Verify the repository; ``read_data`` also reads and authenticates every data pack.
 
         Temporary files left by unfinished writes are reported as warnings (count and bytes, then
-        each one by name); the next snapshot removes those older than the safe age."""
+        each one by name); the next snapshot removes those older than the safe age. So are restores
+        from Archive in progress (their staging copies and bytes), damaged rehydration records and
+        staging copies without a record (docs/restore-archive.md)."""
         result = await check(self._repo, read_data=read_data)
         result.warnings.extend(leftover_warnings(await incomplete_writes(self._repo.backend)))
+        result.warnings.extend(staging.check_warnings(await staging.load_rehydrations(self._repo)))
         return result
 
     async def upgrade(self) -> UpgradeResult:

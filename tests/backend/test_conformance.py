@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from tests.support import FakeClock
@@ -610,6 +611,56 @@ async def test_rehydration_takes_time(make_backend: MakeBackend, clock: FakeCloc
     assert (await backend.stat("data/q")).tier is Tier.ARCHIVE
     with pytest.raises(ObjectArchivedError):
         await backend.get("data/q")
+
+
+async def test_copy_rehydrate_copies_an_archived_object_and_leaves_it_archived(backend: Backend) -> None:
+    await backend.put_if_absent("data/p", DATA)
+    await backend.set_tier("data/p", Tier.ARCHIVE)
+    assert await backend.copy_rehydrate("data/p", "staging/x/p", priority=RehydratePriority.HIGH)
+    copy = await backend.stat("staging/x/p")  # rehydrate_seconds = 0 (Azurite: at once)
+    assert (copy.tier, copy.rehydrating, copy.size) == (Tier.HOT, False, len(DATA))
+    assert await backend.get("staging/x/p") == DATA
+    source = await backend.stat("data/p")
+    assert (source.tier, source.rehydrating) == (Tier.ARCHIVE, False)  # the source stays archived
+    with pytest.raises(ObjectArchivedError):
+        await backend.get("data/p")
+    # a second copy to the same name changes nothing; deleting the copy leaves the source
+    assert not await backend.copy_rehydrate("data/p", "staging/x/p")
+    await backend.delete("staging/x/p")
+    assert await names(backend) == {"data/p"}
+
+
+async def test_copy_rehydrate_of_a_readable_or_missing_object(backend: Backend) -> None:
+    await backend.put_if_absent("data/hot", DATA)
+    assert await backend.copy_rehydrate("data/hot", "staging/hot")
+    assert await backend.get("staging/hot") == DATA
+    assert (await backend.stat("staging/hot")).tier is Tier.HOT
+    with pytest.raises(ObjectNotFoundError):
+        await backend.copy_rehydrate("data/missing", "staging/missing")
+    with pytest.raises(UsageError):
+        await backend.copy_rehydrate("data/hot", "../escape")
+    with pytest.raises(UsageError):
+        await backend.copy_rehydrate("data/hot", "staging/y", priority=cast(RehydratePriority, "urgent"))
+
+
+async def test_copy_rehydrate_takes_time(make_backend: MakeBackend, clock: FakeClock) -> None:
+    backend = await make_backend(rehydrate_seconds=3600)
+    await backend.put_if_absent("data/p", DATA)
+    await backend.set_tier("data/p", Tier.ARCHIVE)
+    assert await backend.copy_rehydrate("data/p", "staging/p")
+    clock.advance(3599)
+    copy = await backend.stat("staging/p")
+    assert (copy.tier, copy.rehydrating) == (Tier.ARCHIVE, True)
+    listed = {i.name: i for i in [i async for i in backend.list("staging/")]}
+    assert listed["staging/p"].rehydrating
+    with pytest.raises(ObjectArchivedError):
+        await backend.get("staging/p")
+    assert not await backend.copy_rehydrate("data/p", "staging/p")  # does not restart the clock
+    clock.advance(1)
+    assert (await backend.stat("staging/p")).tier is Tier.HOT
+    assert await backend.get("staging/p") == DATA
+    source = await backend.stat("data/p")
+    assert (source.tier, source.rehydrating) == (Tier.ARCHIVE, False)
 
 
 # ------------------------------------------------------------------------------------ leases

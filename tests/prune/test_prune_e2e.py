@@ -231,7 +231,8 @@ async def test_a_damaged_index_file_is_worked_around_through_pack_headers(tmp_pa
     points = await _history(vault, tmp_path / "src", 3)
     await vault.forget(policy=tiervault.Policy(keep_last=1))
     damaged = sorted(n for n in backend.objects if n.startswith("index/"))[-1]
-    backend.objects[damaged].data = backend.objects[damaged].data[:-1] + b"\0"
+    data = backend.objects[damaged].data
+    backend.objects[damaged].data = data[:-1] + bytes([data[-1] ^ 0xFF])  # always a change
     # and one unindexed pack whose header does not authenticate: unprovable, never condemned
     bad = "data/ff/" + "f" * 64
     backend.objects[bad] = StoredObject(b"TVPK" + b"\0" * 100, clock.now())

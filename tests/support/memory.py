@@ -251,6 +251,26 @@ class MemoryBackend:
         if tier is Tier.ARCHIVE and not rehydrating:
             obj.rehydrate_until = self._clock.now() + self._rehydrate_seconds
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        await self._enter(src)
+        validate_name(dst)
+        try:
+            RehydratePriority(priority)
+        except ValueError:
+            raise UsageError(f"unknown rehydrate priority {priority!r}") from None
+        source = self._obj(src)
+        if dst in self.objects:
+            return False
+        now = self._clock.now()
+        if self._effective(source)[0] is Tier.ARCHIVE:
+            copy = StoredObject(source.data, now, Tier.ARCHIVE, now + self._rehydrate_seconds)
+        else:
+            copy = StoredObject(source.data, now)
+        self.objects[dst] = copy
+        return True
+
     async def acquire_lease(self, name: str, *, duration: float) -> MemoryLease:
         await self._enter(name)
         if not (duration > 0 and math.isfinite(duration)):
@@ -324,6 +344,7 @@ FAULTABLE = frozenset(
         "delete",
         "set_tier",
         "rehydrate",
+        "copy_rehydrate",
         "acquire_lease",
         "create_container",
         "lease.renew",
@@ -535,6 +556,12 @@ class FaultyBackend:
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         self._before("rehydrate", name)
         await self.inner.rehydrate(name, priority=priority)
+
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        self._before("copy_rehydrate", dst)
+        return await self.inner.copy_rehydrate(src, dst, priority=priority)
 
     async def acquire_lease(self, name: str, *, duration: float) -> FaultyLease:
         self._before("acquire_lease", name)

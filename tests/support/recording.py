@@ -138,6 +138,12 @@ class RecordingBackend:
         await self._before("rehydrate", name)
         await self.inner.rehydrate(name, priority=priority)
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        await self._before("copy_rehydrate", dst)
+        return await self.inner.copy_rehydrate(src, dst, priority=priority)
+
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         await self._before("acquire_lease", name)
         return await self.inner.acquire_lease(name, duration=duration)

@@ -151,6 +151,18 @@ class Backend(Protocol):
         """Start making an Archive object readable again (to Hot). Returns at once; ``stat`` reports
         ``rehydrating`` until the object is readable. A no-op for an object that is not archived."""
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        """Start copying ``src`` to a new object ``dst`` in the Hot tier (Azure: Copy Blob with
+        ``rehydrate_priority`` and tier Hot), leaving ``src`` where it is, in its tier.
+
+        Returns True if this call started the copy, False if ``dst`` already exists (then nothing
+        changes: a copy started earlier goes on). ``dst`` exists at once; while an archived source is
+        still being copied out, ``stat`` reports it ``ARCHIVE`` and ``rehydrating`` and reading it
+        raises ``ObjectArchivedError``; afterwards it is an ordinary Hot object with ``src``'s bytes.
+        A readable ``src`` is copied at once. ``ObjectNotFoundError`` if ``src`` is absent."""
+
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         """Take an exclusive lease on ``name`` for ``duration`` seconds (creating the object if needed).
 

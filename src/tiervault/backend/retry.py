@@ -126,6 +126,12 @@ class RetryingBackend:
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         await self._call(self.inner.rehydrate, name, priority=priority)
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        started: bool = await self._call(self.inner.copy_rehydrate, src, dst, priority=priority)
+        return started  # a retry after a lost response finds ``dst`` and says False: same outcome
+
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         return await self.inner.acquire_lease(name, duration=duration)  # not idempotent: never retried
 

@@ -284,6 +284,11 @@ class CacheBackend:
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         await self.inner.rehydrate(name, priority=priority)
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        return await self.inner.copy_rehydrate(src, dst, priority=priority)
+
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         return await self.inner.acquire_lease(name, duration=duration)
 

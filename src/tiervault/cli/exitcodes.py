@@ -12,6 +12,7 @@ from tiervault import (
     BackendError,
     IntegrityError,
     NotFoundError,
+    ObjectArchivedError,
     RepositoryNotFoundError,
     TiervaultError,
     UnsupportedFormatError,
@@ -28,10 +29,12 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad arguments, an unknown item/point/path, a missing source path
     PARTIAL = 3  # the work completed, but some files could not be read (snapshot) or written (restore)
     INCOMPLETE = 4  # the --deadline ran out first: an incomplete point was saved; run again to resume
+    AWAITING_REHYDRATION = 5  # restore --rehydrate: packs are coming out of Archive; run it again later
     REPOSITORY_NOT_FOUND = 10
     WRONG_PASSWORD = 11
     INTEGRITY = 12  # damaged objects, including ``check`` finding problems
     UNSUPPORTED_FORMAT = 13
+    REHYDRATION_NEEDED = 14  # a restore needs archived packs and --rehydrate was not given: nothing written
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -45,6 +48,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     WrongPasswordError: ExitCode.WRONG_PASSWORD,
     IntegrityError: ExitCode.INTEGRITY,
     UnsupportedFormatError: ExitCode.UNSUPPORTED_FORMAT,
+    ObjectArchivedError: ExitCode.REHYDRATION_NEEDED,
     KeyboardInterrupt: ExitCode.INTERRUPTED,
 }
 

@@ -12,7 +12,21 @@ from collections.abc import Callable
 
 import tiervault
 
-from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, stats, upgrade
+from . import (
+    cache,
+    check,
+    forget,
+    init,
+    items,
+    keys,
+    points,
+    prune,
+    rehydrate,
+    restore,
+    snapshot,
+    stats,
+    upgrade,
+)
 from .options import Commands, Parser, add_global_options
 from .output import PROG
 
@@ -25,6 +39,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     forget.register,
     prune.register,
     restore.register,
+    rehydrate.register,
     check.register,
     stats.register,
     keys.register,

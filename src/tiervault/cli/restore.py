@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from tiervault import RecoveryPoint, Vault
+from tiervault import RecoveryPoint, RehydrationNeededError, RestoreResult, UsageError, Vault
 
 from . import passwords
 from .context import Context, run_on_vault
 from .exitcodes import ExitCode
 from .options import Commands, positive_int
 from .output import count, filesize, print_problems, progress, text
+from .rehydrate import add_priority, print_plan, progress_line, progress_printer
 
 
 def register(commands: Commands) -> None:
@@ -46,6 +47,18 @@ def register(commands: Commands) -> None:
         metavar="N",
         help="plan at most N entries in memory (default: 10,000,000; with --path, only what it selects)",
     )
+    p.add_argument(
+        "--rehydrate",
+        action="store_true",
+        help="copy the archived packs it needs out of Archive (staging copies) and exit 5 until they "
+        "are readable; run the same restore again, from any host, to finish it",
+    )
+    add_priority(p)
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --rehydrate: wait for the rehydration (a progress line per poll), then restore",
+    )
 
 
 def _handle(ctx: Context) -> int:
@@ -56,30 +69,40 @@ def _handle(ctx: Context) -> int:
 async def _restore(ctx: Context, vault: Vault) -> int:
     a = ctx.args
     point: RecoveryPoint = await vault.point(a.point)
-    async with progress(ctx, f"restoring {point.short_id}"):
-        result = await vault.restore(
-            point,
-            a.target,
-            paths=a.path or None,
-            include=a.include or None,
-            exclude=a.exclude or None,
-            verify=a.verify,
-            deadline=a.deadline,
-            force=a.force,
-            **({"max_entries": a.max_entries} if a.max_entries else {}),
-        )
+    if a.wait and not a.rehydrate:
+        raise UsageError("--wait waits for a rehydration: use it with --rehydrate")
+    try:
+        async with progress(ctx, f"restoring {point.short_id}"):
+            result = await vault.restore(
+                point,
+                a.target,
+                paths=a.path or None,
+                include=a.include or None,
+                exclude=a.exclude or None,
+                verify=a.verify,
+                deadline=a.deadline,
+                force=a.force,
+                rehydrate=a.rehydrate,
+                priority=a.priority,
+                wait=a.wait,
+                progress=progress_printer(ctx) if a.wait else None,
+                **({"max_entries": a.max_entries} if a.max_entries else {}),
+            )
+    except RehydrationNeededError as exc:  # before anything was written: the plan, its own exit code
+        if ctx.json:
+            ctx.emit(
+                {"point": point.id, "target": a.target, "ok": False, "error": str(exc), "plan": exc.plan}
+            )
+        else:
+            ctx.err.print(f"{exc}", soft_wrap=True)
+            if exc.plan is not None:
+                print_plan(ctx, exc.plan)
+        return ExitCode.REHYDRATION_NEEDED
+    if result.awaiting_rehydration:
+        return _awaiting(ctx, point, result)
     s = result.stats
     if ctx.json:
-        ctx.emit(
-            {
-                "point": point.id,
-                "target": a.target,
-                "ok": result.ok,
-                "incomplete": result.incomplete,
-                "stats": s.to_json(),
-                "errors": list(result.errors),
-            }
-        )
+        ctx.emit({"point": point.id, "target": a.target, **result.to_json()})
     else:
         if result.incomplete:
             ctx.out.print("INCOMPLETE: the deadline came first; run the same restore again to finish it")
@@ -100,9 +123,32 @@ async def _restore(ctx: Context, vault: Vault) -> int:
                 f"  removed {count(s.leftovers_removed, 'temporary file')} left by earlier, "
                 "interrupted restores"
             )
+        if result.rehydration is not None:
+            ctx.out.print(
+                f"  archive: read {count(result.rehydration.packs, 'pack')} from staging copies, "
+                f"{count(result.staging_removed, 'staging copy', 'staging copies')} removed",
+                soft_wrap=True,
+            )
         print_problems(
             ctx, result.errors, f"{count(len(result.errors), 'entry', 'entries')} could not be restored"
         )
     if not result.ok:
         return ExitCode.PARTIAL
     return ExitCode.INCOMPLETE if result.incomplete else ExitCode.OK
+
+
+def _awaiting(ctx: Context, point: RecoveryPoint, result: RestoreResult) -> int:
+    """Rehydration started (or still running): nothing was written; the same restore continues."""
+    if ctx.json:
+        ctx.emit({"point": point.id, "target": ctx.args.target, **result.to_json()})
+        return ExitCode.AWAITING_REHYDRATION
+    ctx.out.print(
+        f"AWAITING REHYDRATION: nothing was written; run the same restore of {point.short_id} again "
+        "(from any host) to finish it",
+        soft_wrap=True,
+    )
+    if result.rehydration is not None:
+        ctx.out.print(f"  {progress_line(result.rehydration.to_json())}", soft_wrap=True)
+    if result.plan is not None:
+        print_plan(ctx, result.plan.to_json())
+    return ExitCode.AWAITING_REHYDRATION

@@ -99,6 +99,11 @@ class PruneBackend:
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         raise UsageError("a prune never rehydrates")
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        raise UsageError("a prune never rehydrates")
+
     async def acquire_lease(self, name: str, *, duration: float) -> Lease:
         self._count()
         return await self.inner.acquire_lease(name, duration=duration)

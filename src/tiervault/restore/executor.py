@@ -102,6 +102,8 @@ class Executor:
         self.progressed = False
         self.packs_read = self.read_requests = self.bytes_fetched = self.bytes_written = 0
         self.relocator = Relocator(repo)
+        #: pack name -> the object its blobs are read from instead (a staging copy out of Archive)
+        self.sources: dict[str, str] = {}
 
     def deadline_passed(self) -> bool:
         """Stop taking new reads? Only once the stop time has come *and* this run has finished a file
@@ -170,7 +172,8 @@ class Executor:
             start = run[0].offset
             end = run[-1].offset + run[-1].length
             try:
-                data = await self.repo.backend.get(pack.name, offset=start, length=end - start)
+                source = self.sources.get(pack.name, pack.name)
+                data = await self.repo.backend.get(source, offset=start, length=end - start)
             except ObjectNotFoundError:  # deleted since the plan: read the rest from elsewhere
                 await self._read_elsewhere(pack, [e for r in runs[i:] for e in r], uses, chunks)
                 return

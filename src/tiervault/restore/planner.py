@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from tiervault.backend.base import ObjectInfo, Tier
 from tiervault.core.format.pack import FLAG_TREE, PackEntry, PackKind
 from tiervault.core.format.tree import ContentItem, Node, node_from_json
-from tiervault.errors import NotFoundError, ObjectArchivedError, ObjectNotFoundError
+from tiervault.errors import NotFoundError, ObjectNotFoundError, RehydrationNeededError
 from tiervault.repo.index import Location, PackInfo
 from tiervault.repo.repository import Repository
 from tiervault.repo.snapshots import SnapshotRecord
@@ -66,6 +66,10 @@ class PackNeed:
     state: PackState = PackState.READABLE
     #: where it is read from: ``"disk"`` (the disk tier), a store tier (``"hot"``...), None if missing
     tier: str | None = None
+    #: the whole pack's stored size, when the store was asked (what a rehydration copies)
+    size: int | None = None
+    #: its staging copy (``restore/rehydration.py``), when a rehydration record names the pack
+    staging: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,13 @@ class RestorePlanSummary:
     bytes_by_state: dict[str, int]
     bytes_by_tier: dict[str, int]  #: of readable and archived packs: ``disk``, ``hot``, ``archive``...
     errors: tuple[dict[str, str], ...] = ()  #: entries the plan already knows cannot be restored
+    now_files: int = 0  #: selected files whose packs are all readable now (restorable at once)
+    now_bytes: int = 0
+    #: packs still to come out of Archive (archived, or rehydrating): their number and whole sizes
+    rehydrate_packs: int = 0
+    rehydrate_bytes: int = 0
+    #: ``Vault.plan_restore`` adds the priority, the wait estimate and the rehydration in progress
+    rehydration: dict[str, Any] | None = None
 
     @property
     def readable(self) -> bool:
@@ -99,6 +110,13 @@ class RestorePlanSummary:
             "bytes_by_state": dict(self.bytes_by_state),
             "bytes_by_tier": dict(self.bytes_by_tier),
             "errors": list(self.errors),
+            "now_files": self.now_files,
+            "now_bytes": self.now_bytes,
+            "blocked_files": self.files - self.now_files,
+            "blocked_bytes": self.bytes - self.now_bytes,
+            "rehydrate_packs": self.rehydrate_packs,
+            "rehydrate_bytes": self.rehydrate_bytes,
+            "rehydration": self.rehydration,
         }
 
 
@@ -124,7 +142,20 @@ class RestorePlan:
             by_state[need.state] = by_state.get(need.state, 0) + need.bytes
             if need.tier is not None:
                 by_tier[need.tier] = by_tier.get(need.tier, 0) + need.bytes
+        now_files = now_bytes = 0
+        for f in self.files:
+            if not f.failed and all(
+                loc is None or self.packs[loc.pack.name].state is PackState.READABLE
+                for _i, _n, loc in (f.link_to.layout if f.link_to is not None else f.layout)
+            ):
+                now_files += 1
+                now_bytes += f.node.size
+        waiting = [n for n in self.packs.values() if n.state in (PackState.ARCHIVED, PackState.REHYDRATING)]
         return RestorePlanSummary(
+            now_files=now_files,
+            now_bytes=now_bytes,
+            rehydrate_packs=len(waiting),
+            rehydrate_bytes=sum(n.size if n.size is not None else n.bytes for n in waiting),
             files=len(self.files),
             dirs=len(self.dirs),
             others=len(self.others),
@@ -141,7 +172,8 @@ class RestorePlan:
 
     def refuse_unreadable(self) -> None:
         """Raise, before anything is written, if a pack needed cannot be read now: missing packs are
-        ``ObjectNotFoundError``, archived or rehydrating ones ``ObjectArchivedError``."""
+        ``ObjectNotFoundError``, archived or rehydrating ones ``RehydrationNeededError`` (an
+        ``ObjectArchivedError`` carrying the plan's summary)."""
         bad = self.unreadable()
         if not bad:
             return
@@ -161,10 +193,13 @@ class RestorePlan:
         if waiting:
             parts.append(f"{_packs(waiting)} still being rehydrated")
         them = "it" if len(bad) == 1 else "them"
-        advice = f"rehydrate {them} first" if archived else "wait until rehydration finishes"
-        raise ObjectArchivedError(
+        advice = (
+            f"rehydrate {them} first (restore --rehydrate)" if archived else "wait until rehydration finishes"
+        )
+        raise RehydrationNeededError(
             f"this restore needs {' and '.join(parts)} (of {total} packs; first: {bad[0].pack.name}): "
-            f"{advice}; nothing was written"
+            f"{advice}; nothing was written",
+            self.summary().to_json(),
         )
 
 
@@ -292,6 +327,11 @@ def _state_of(info: ObjectInfo) -> tuple[PackState, str]:
     return PackState.READABLE, info.tier.value
 
 
+def _set_state(need: PackNeed, info: ObjectInfo) -> None:
+    need.state, need.tier = _state_of(info)
+    need.size = info.size
+
+
 async def find_pack_states(
     repo: Repository,
     packs: dict[str, PackNeed],
@@ -320,7 +360,7 @@ async def find_pack_states(
             async for info in backend.list(folder):
                 found = wanted.get(info.name)
                 if found is not None:
-                    found.state, found.tier = _state_of(info)
+                    _set_state(found, info)
         return
     sem = asyncio.Semaphore(STAT_CONCURRENCY)
 
@@ -331,7 +371,7 @@ async def find_pack_states(
             except ObjectNotFoundError:
                 need.state, need.tier = PackState.MISSING, None
                 return
-        need.state, need.tier = _state_of(info)
+        _set_state(need, info)
 
     await asyncio.gather(*(one(n) for n in ask))
 

@@ -39,7 +39,7 @@ from tiervault.repo.treewalk import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from tiervault.restore.dirfd import MAX_OPEN_DIRS
 from tiervault.restore.executor import Executor, assign
 from tiervault.restore.files import MAX_OPEN_FILES, RestoreFile
-from tiervault.restore.planner import DiskTier, RestorePlan, plan_restore, relocate_missing
+from tiervault.restore.planner import DiskTier, PackState, RestorePlan, plan_restore, relocate_missing
 from tiervault.restore.selection import Selection
 from tiervault.restore.targets import DirectoryTarget, RestoreTarget
 
@@ -148,18 +148,33 @@ class Restorer:
 
     # ------------------------------------------------------------------ the run
 
-    async def run(self) -> tuple[RestoreStats, list[dict[str, str]]]:
-        if self.reads is not None:
-            return await self._run(self.reads)
-        with counting_reads() as reads:
-            return await self._run(reads)
-
-    async def _run(self, reads: ReadTally) -> tuple[RestoreStats, list[dict[str, str]]]:
-        started = self.clock.monotonic()
+    async def prepared_plan(self) -> RestorePlan:
+        """``plan``, with the packs swept since the index was loaded planned from their chunks' other
+        locations: what ``run`` executes (a rehydrating restore inspects it first)."""
         plan = await self.plan()
-        # packs swept since the index was loaded: planned from their chunks' other locations
         await relocate_missing(self.repo, plan, self.executor.relocator, local=self.local)
+        return plan
+
+    async def run(self, plan: RestorePlan | None = None) -> tuple[RestoreStats, list[dict[str, str]]]:
+        """Restore; ``plan`` is one from ``prepared_plan`` (planned now when None). A pack the plan
+        gives a staging copy for (``PackNeed.staging``, readable) is read from that copy."""
+        if self.reads is not None:
+            return await self._run(self.reads, plan)
+        with counting_reads() as reads:
+            return await self._run(reads, plan)
+
+    async def _run(
+        self, reads: ReadTally, plan: RestorePlan | None
+    ) -> tuple[RestoreStats, list[dict[str, str]]]:
+        started = self.clock.monotonic()
+        if plan is None:
+            plan = await self.prepared_plan()
         plan.refuse_unreadable()  # archived, rehydrating or missing packs: before anything is written
+        self.executor.sources = {
+            name: need.staging
+            for name, need in plan.packs.items()
+            if need.staging is not None and need.state is PackState.READABLE
+        }
         for e in plan.errors:
             log.warning("restore of %r failed: %s", e["path"], e["error"])
         self.errors.extend(plan.errors)

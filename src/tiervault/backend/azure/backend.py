@@ -33,7 +33,7 @@ from tiervault.backend.base import (
     validate_prefix,
 )
 from tiervault.backend.base import RehydratePriority as OurPriority
-from tiervault.errors import BackendError, ObjectArchivedError, UsageError
+from tiervault.errors import BackendError, ObjectArchivedError, ObjectNotFoundError, UsageError
 
 __all__ = ["CAPABILITIES", "AzureBackend"]
 
@@ -336,6 +336,33 @@ class AzureBackend:
             await blob.set_standard_blob_tier(StandardBlobTier.HOT, rehydrate_priority=rehydrate_priority)
         except AzureError as exc:
             raise self._translate(exc, name) from exc
+
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: OurPriority = OurPriority.STANDARD
+    ) -> bool:
+        """Copy Blob ``src`` to a new ``dst`` in Hot (``rehydrate_priority`` for an archived ``src``,
+        which stays archived); False if ``dst`` exists (a copy started earlier goes on)."""
+        self._check_open()
+        try:
+            rehydrate_priority = PRIORITIES[OurPriority(priority)]
+        except ValueError:
+            raise UsageError(f"unknown rehydrate priority {priority!r}") from None
+        source = await self.stat(src)
+        try:
+            await self.stat(dst)
+            return False
+        except ObjectNotFoundError:
+            pass
+        extra: dict[str, Any] = {}
+        if source.tier is Tier.ARCHIVE:
+            extra["rehydrate_priority"] = rehydrate_priority
+        url = self._container.get_blob_client(self._blob(src)).url
+        blob = self._container.get_blob_client(self._blob(dst))
+        try:
+            await blob.start_copy_from_url(url, standard_blob_tier=StandardBlobTier.HOT, **extra)
+        except AzureError as exc:
+            raise self._translate(exc, dst) from exc
+        return True
 
     async def acquire_lease(self, name: str, *, duration: float) -> AzureLease:
         """A blob lease of 15-60 s (Azure's range); the blob is created empty if needed."""

@@ -243,6 +243,23 @@ class LocalBackend:
                 "rehydrating %s (%s priority, %.0f s)", name, priority.value, self._tiers.rehydrate_seconds
             )
 
+    async def copy_rehydrate(
+        self, src: str, dst: str, *, priority: RehydratePriority = RehydratePriority.STANDARD
+    ) -> bool:
+        """Copy ``src`` to a new Hot object ``dst``; from an archived ``src`` the copy reads as
+        rehydrating for ``rehydrate_seconds`` (either ``priority``), ``src`` stays archived."""
+        self._check_open()
+        validate_name(src)
+        validate_name(dst)
+        try:
+            priority = RehydratePriority(priority)
+        except ValueError:
+            raise UsageError(f"unknown rehydrate priority {priority!r}") from None
+        started = await run_blocking("copy", src, self._objects.copy, src, dst)
+        if started:
+            _log.info("copying %s to %s (%s priority)", src, dst, priority.value)
+        return started
+
     # --------------------------------------------------------------------------- leases
 
     async def acquire_lease(self, name: str, *, duration: float) -> LocalLease:

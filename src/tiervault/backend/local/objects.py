@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
+import shutil
 import stat as stat_mod
 
-from tiervault.backend.base import ObjectInfo, Tier
+from tiervault.backend.base import TEMP_PREFIX, ObjectInfo, Tier
 from tiervault.backend.local.files import O_CLOEXEC, Disk, pread_all, range_end, unlink_quiet
 from tiervault.backend.local.tiers import Tiers
 from tiervault.errors import ObjectArchivedError
@@ -75,6 +77,36 @@ class Objects:
             return pread_all(fd, offset, range_end(size, offset, length))
         finally:
             os.close(fd)
+
+    def copy(self, src: str, dst: str) -> bool:
+        """Copy object ``src`` to a new object ``dst`` (Hot; rehydrating for the emulated time when
+        ``src`` is archived); False, changing nothing, if ``dst`` exists. The sidecar is written
+        before the copy is linked in, so ``dst`` never reads as Hot too early."""
+        src_path = self._disk.path(src)
+        self._disk.stat_object(src)
+        if self._disk.is_object(dst):
+            return False
+        tier, _ = self._tiers.effective(self._tiers.read(src))
+        self._tiers.start_copy(dst, archived=tier is Tier.ARCHIVE)
+        final = self._disk.path(dst)
+        directory = os.path.dirname(final)
+        self._disk.ensure_dir(directory)
+        tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            shutil.copyfile(src_path, tmp)
+            if self._disk.fsync:
+                fd = os.open(tmp, os.O_RDONLY | O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        finally:
+            unlink_quiet(tmp)
+        self._disk.sync_dir(directory)
+        return True
 
     def stat(self, name: str) -> ObjectInfo:
         st = self._disk.stat_object(name)

@@ -101,3 +101,14 @@ class Tiers:
         record: dict[str, object] = {"tier": Tier.ARCHIVE.value, "rehydrate_until": until}
         self._disk.write_json_atomic(self.sidecar(name), record)
         return True
+
+    def start_copy(self, name: str, *, archived: bool) -> None:
+        """The sidecar of a copy about to be made at ``name``: rehydrating from now for
+        ``rehydrate_seconds`` when its source is archived, else none (Hot)."""
+        if not archived:
+            self.forget(name)
+            return
+        until = self._clock.now() + self.rehydrate_seconds
+        record: dict[str, object] = {"tier": Tier.ARCHIVE.value, "rehydrate_until": until}
+        self._disk.ensure_dir(os.path.dirname(self.sidecar(name)))
+        self._disk.write_json_atomic(self.sidecar(name), record)

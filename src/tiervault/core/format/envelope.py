@@ -1,4 +1,4 @@
-"""Sealed objects: index files, snapshots, items, checkpoints.
+"""Sealed objects: index files, snapshots, items, checkpoints, gc, heartbeats, rehydrations.
 
 offset size  field
 0      4     magic "TVOB"
@@ -36,6 +36,7 @@ class ObjectType(enum.IntEnum):
     PLAN = 5  #: format version 2: gc/<h>, packs a prune condemned
     GONE = 6  #: format version 2: gc/<h>, packs a sweep deletes
     HEARTBEAT = 7  #: format version 2: locks/<h>, a writer or prune making itself known
+    REHYDRATION = 8  #: restore/<h>, a restore from Archive in progress (its staging copies)
 
 
 def seal_object(master_encryption_key: bytes, otype: ObjectType, plaintext: bytes) -> bytes:
