@@ -104,7 +104,11 @@ class Tiers:
             raise UsageError(f"{name!r} is in the Archive tier: use rehydrate to move it out")
         if tier is current:
             return  # no change: the object stays in its tier since when it entered it
-        record = {"tier": tier.value, "rehydrate_until": None, "changed": self._clock.now()}
+        record: dict[str, object] = {
+            "tier": tier.value,
+            "rehydrate_until": None,
+            "changed": self._clock.now(),
+        }
         self._disk.write_json_atomic(self.sidecar(name), record)
 
     def rehydrate(self, name: str) -> bool:
