@@ -58,15 +58,11 @@ class Tiers:
         rec = self._disk.read_json(path)
         if rec is None:
             return None
-        tier, until, changed = rec.get("tier"), rec.get("rehydrate_until"), rec.get("changed")
-        times_ok = all(
-            t is None or (isinstance(t, int | float) and not isinstance(t, bool)) for t in (until, changed)
-        )
-        if tier not in _TIER_VALUES or not times_ok:
+        tier = rec.get("tier")
+        until, changed = _epoch(rec.get("rehydrate_until")), _epoch(rec.get("changed"))
+        if tier not in _TIER_VALUES or until is False or changed is False:
             raise BackendError(f"corrupt tier metadata {path}: {rec!r}")
-        return TierRecord(
-            Tier(tier), None if until is None else float(until), None if changed is None else float(changed)
-        )
+        return TierRecord(Tier(tier), until, changed)
 
     def effective(self, rec: TierRecord | None) -> tuple[Tier, bool]:
         """(tier, rehydrating) now: a finished rehydration reads as Hot."""
@@ -125,3 +121,12 @@ class Tiers:
             record["changed"] = rec.changed
         self._disk.write_json_atomic(self.sidecar(name), record)
         return True
+
+
+def _epoch(value: object) -> float | bool | None:
+    """A sidecar time: None when absent, a float, or False when it is not a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value)
