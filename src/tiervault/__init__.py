@@ -39,6 +39,7 @@ from tiervault.repo.upgrade import UpgradeResult
 from tiervault.restore.planner import RestorePlanSummary
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
+from tiervault.tiering import TierMove, TierReport
 from tiervault.vault import Vault
 from tiervault.version import __version__
 
@@ -71,6 +72,8 @@ __all__ = [
     "ScryptParams",
     "SnapshotResult",
     "SnapshotStats",
+    "TierMove",
+    "TierReport",
     "TiervaultError",
     "TransientBackendError",
     "UnsupportedFormatError",
