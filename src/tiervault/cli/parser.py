@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tiervault
 
-from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, upgrade
+from . import cache, check, forget, init, items, keys, points, prune, restore, snapshot, tier, upgrade
 from .options import Commands, Parser, add_global_options
 from .output import PROG
 
@@ -24,6 +24,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     points.register,
     forget.register,
     prune.register,
+    tier.register,
     restore.register,
     check.register,
     keys.register,
