@@ -42,8 +42,9 @@ def object_info(name: str, props: Any) -> ObjectInfo:
     """The ``ObjectInfo`` of object ``name`` from its blob's properties."""
     modified = _utc(props.last_modified) or datetime.now(UTC)
     status = str(getattr(props, "archive_status", None) or "")
-    # the store's own tier-change time; a blob never re-tiered has none: then since its creation
-    changed = _utc(getattr(props, "access_tier_change_time", None))
+    # the store's own tier-change time (x-ms-access-tier-change-time); a blob never re-tiered has
+    # none: then since its creation
+    changed = _utc(getattr(props, "blob_tier_change_time", None))
     changed = changed or _utc(getattr(props, "creation_time", None)) or modified
     return ObjectInfo(
         name=name,
