@@ -765,6 +765,7 @@ COMMANDS = {
     ("points",),
     ("forget",),
     ("prune",),
+    ("tier",),
     ("ls",),
     ("restore",),
     ("check",),
