@@ -1,0 +1,69 @@
+"""A ``tier`` run that fails or is interrupted midway: the next run plans what is left, exactly."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import tiervault
+from tests.prune.helpers import memory_vault, write_files
+from tests.support import FakeClock, FaultyBackend, MemoryBackend
+from tests.support.recording import RecordingBackend
+from tiervault.backend.base import Tier
+
+POLICY = tiervault.Policy(cool_after_days=30, cold_after_days=90, archive_after_days=180)
+
+
+async def _three_ages(vault: tiervault.Vault, clock: FakeClock, src: Path) -> None:
+    """Three points 200, 100 and 40 days old, each holding only its own 200 KiB file."""
+    write_files(src, {})
+    await vault.protect(src, name="src", policy=POLICY)
+    now = datetime.fromtimestamp(clock.now(), UTC)
+    for age in (200, 100, 40):
+        write_files(src, {f"{age}.bin": random.Random(age).randbytes(200 << 10)}, remove="*.bin")
+        await vault.snapshot("src", time=now - timedelta(days=age))
+
+
+async def test_a_refused_move_is_reported_and_the_next_run_does_only_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    faulty = FaultyBackend(MemoryBackend(clock=clock))
+    vault, _repo = await memory_vault(clock, faulty)
+    await _three_ages(vault, clock, tmp_path / "src")
+    plan = await vault.tier(dry_run=True)
+    cold = next(m.pack for m in plan.moves if m.target is Tier.COLD)
+    faulty.fail_call("set_tier", name=cold, count=2)  # in the batch, then alone
+    report = await vault.tier()
+    assert [p for p, _ in report.failed] == [cold]
+    assert sorted(m.target.value for m in report.moves) == ["archive", "cool"]
+    faulty.heal()
+    again = await vault.tier()
+    assert [(m.pack, m.target) for m in again.moves] == [(cold, Tier.COLD)] and not again.failed
+    assert (await vault.tier()).moves == []
+
+
+async def test_an_interrupted_run_resumes_with_the_same_plan_minus_what_was_done(tmp_path: Path) -> None:
+    clock = FakeClock()
+    rec = RecordingBackend(MemoryBackend(clock=clock))
+    vault, _repo = await memory_vault(clock, rec)
+    await _three_ages(vault, clock, tmp_path / "src")
+    plan = {(m.pack, m.target) for m in (await vault.tier(dry_run=True)).moves}
+    assert len(plan) == 3
+    calls = 0
+
+    async def killed(_name: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt  # the process stops between two batches (later calls pass)
+
+    rec.on("set_tier", "data/", killed, once=False)
+    with pytest.raises(KeyboardInterrupt):
+        await vault.tier()
+    infos = {i.name: i.tier async for i in rec.list("data/")}
+    done = {(p, t) for p, t in plan if infos[p] is t}
+    assert len(done) == 1  # the first batch (Cool) went through
+    resumed = await vault.tier()
+    assert {(m.pack, m.target) for m in resumed.moves} == plan - done
