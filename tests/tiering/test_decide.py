@@ -78,13 +78,15 @@ def test_condemned_and_unreferenced_packs_are_not_moved() -> None:
 
 def test_never_towards_a_warmer_tier() -> None:
     d = decide(pack(tier=Tier.COLD, since=NOW - 400 * DAY), [ref(40)], {"a": GFS}, NOW)
-    assert (d.target, d.moves) == (Tier.COLD, False)
+    assert (d.target, d.moves, d.rule) == (Tier.COLD, False, "never-warmer")
     assert "never warmer" in d.reason
+    d = decide(pack(tier=Tier.COOL, since=NOW - 400 * DAY), [ref(1)], {"a": GFS}, NOW)
+    assert (d.target, d.rule) == (Tier.COOL, "never-warmer")  # a new point needs an old pack
 
 
 def test_a_pack_stays_inside_its_tier_s_minimum() -> None:
     d = decide(pack(tier=Tier.COOL, since=NOW - 29 * DAY), [ref(200)], {"a": GFS}, NOW)
-    assert d.target is Tier.COOL and "minimum until" in d.reason
+    assert d.target is Tier.COOL and "minimum until" in d.reason and d.rule == "minimum"
     d = decide(pack(tier=Tier.COOL, since=NOW - 30 * DAY), [ref(200)], {"a": GFS}, NOW)
     assert d.target is Tier.ARCHIVE
 
@@ -95,7 +97,8 @@ def test_no_tier_whose_minimum_outlasts_every_point_needing_the_pack() -> None:
     d = decide(pack(), refs, {"a": GFS}, NOW, survivors=survivors)
     assert d.target is Tier.COLD and "180-day minimum" in d.reason
     survivors = {t: frozenset() for t in ORDER[1:]}
-    assert decide(pack(), refs, {"a": GFS}, NOW, survivors=survivors).target is Tier.HOT
+    d = decide(pack(), refs, {"a": GFS}, NOW, survivors=survivors)
+    assert (d.target, d.rule) == (Tier.HOT, "early-deletion")
 
 
 def test_contradicting_thresholds_are_named() -> None:

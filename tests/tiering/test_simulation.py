@@ -106,6 +106,7 @@ async def test_400_days_of_gfs_tiering(tmp_path: Path) -> None:
     model = Model()
     deaths: dict[int, list[str]] = {}
     moves = 0
+    held: set[str] = set()
     for day in range(DAYS):
         now = datetime.fromtimestamp(clock.now(), UTC)
         for gone in deaths.pop(day, []):
@@ -134,6 +135,7 @@ async def test_400_days_of_gfs_tiering(tmp_path: Path) -> None:
         want = {n: model.expected(n, size, now, kept) for n, size in stored.items()}
         report = await vault.tier()
         assert not report.failed and not report.warnings
+        held |= set(report.held)
         infos = {i.name: i async for i in backend.list("data/")}
         today = 0
         for name, tier in want.items():
@@ -151,3 +153,4 @@ async def test_400_days_of_gfs_tiering(tmp_path: Path) -> None:
         clock.advance(DAY.total_seconds())
     tiers = {t: sum(1 for x in model.tier.values() if x is t) for t in ORDER}
     assert moves > 0 and all(tiers.values()), tiers  # the yearly point of 2025 took packs to Archive
+    assert {"small", "threshold", "early-deletion", "condemned"} <= held, held

@@ -64,6 +64,9 @@ def print_report(ctx: Context, report: TierReport) -> None:
     for tier, totals in report.tiers.items():
         t.add_row(tier.value, f"{totals.objects:,}", filesize(totals.bytes))
     out.print(t)
+    if report.held:
+        held = ", ".join(f"{rule} {n}" for rule, n in sorted(report.held.items()))
+        out.print(f"{count(report.kept, 'pack')} kept where they are ({held})", soft_wrap=True)
     for name, why in report.failed:
         out.print(f"[yellow]not moved[/] {name}: {why}", soft_wrap=True)
     for w in report.warnings:

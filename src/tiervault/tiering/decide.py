@@ -57,9 +57,16 @@ class PackState:
 
 @dataclass(frozen=True, slots=True)
 class TierDecision:
+    """Where a pack goes (``target``; its own tier if it stays), why in words (``reason``), and the
+    rule that decided, as a short key (``rule``): ``move``, or what held it: ``metadata``,
+    ``condemned``, ``unreferenced``, ``small``, ``threshold`` (not old enough, or already there),
+    ``early-deletion`` (the minimum-retention rule), ``never-warmer``, ``minimum`` (inside its
+    tier's minimum), ``rehydrating``."""
+
     pack: PackState
     target: Tier
     reason: str
+    rule: str = "move"
 
     @property
     def moves(self) -> bool:
@@ -97,17 +104,19 @@ def decide(
     holds the ids of the points still kept when ``tier``'s minimum retention, started now, ends
     (``expiry.kept_at``); a tier missing from it is not guarded."""
 
-    def stay(why: str) -> TierDecision:
-        return TierDecision(pack, pack.tier, why)
+    def stay(rule: str, why: str) -> TierDecision:
+        return TierDecision(pack, pack.tier, why, rule)
 
     if not is_data_pack(pack.name):
-        return stay("metadata stays Hot")
+        return stay("metadata", "metadata stays Hot")
     if condemned:
-        return stay("condemned by a pending prune plan: prune deletes it")
+        return stay("condemned", "condemned by a pending prune plan: prune deletes it")
     if not refs:
-        return stay("no live recovery point references it: prune deletes it")
+        return stay("unreferenced", "no live recovery point references it: prune deletes it")
     if pack.size < MIN_BILLABLE:
-        return stay(f"{pack.size} bytes, under the 128 KiB minimum billable size of the colder tiers")
+        return stay(
+            "small", f"{pack.size} bytes, under the 128 KiB minimum billable size of the colder tiers"
+        )
     # the warmest target over the points; among equals, the newest point explains it
     rank, _, _, ref = min(
         (ORDER.index(point_target(policies.get(r.item), now - r.time)), -r.time.timestamp(), r.id, r)
@@ -116,19 +125,27 @@ def decide(
     target = ORDER[rank]
     why = f"newest needing point {ref.id[:8]} ({ref.item}) is {_days(now - ref.time)} days old"
     if target is Tier.HOT:
-        return stay(why + ": under every threshold" if pack.tier is Tier.HOT else why)
+        if pack.tier is Tier.HOT:
+            return stay("threshold", why + ": under every threshold")
+        return stay("never-warmer", why + f"; stays {pack.tier.value}: never warmer")
     why += f": {target.value} after {getattr(policies[ref.item], THRESHOLDS[target])} days"
+    veto = None
     if survivors is not None:
         target, veto = _outlasted(target, {r.id for r in refs}, survivors)
         why = veto or why
     if not colder(target, pack.tier):
-        return stay(why if target is pack.tier else why + f"; stays {pack.tier.value}: never warmer")
+        if veto is not None:
+            return stay("early-deletion", why)
+        if target is pack.tier:
+            return stay("threshold", why)
+        return stay("never-warmer", why + f"; stays {pack.tier.value}: never warmer")
     if pack.tier is not Tier.HOT and pack.tier_changed is not None:
         ends = pack.tier_changed + MINIMUM[pack.tier]
         if now < ends:
             return stay(
+                "minimum",
                 f"{why}; inside {pack.tier.value}'s {MINIMUM[pack.tier].days}-day minimum until "
-                f"{ends.date().isoformat()}"
+                f"{ends.date().isoformat()}",
             )
     return TierDecision(pack, target, why)
 

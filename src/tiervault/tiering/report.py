@@ -53,6 +53,8 @@ class TierReport:
     tiers: dict[Tier, TierTotals] = field(default_factory=lambda: {t: TierTotals() for t in ORDER})
     #: data packs that stay where they are
     kept: int = 0
+    #: the kept packs by the rule that held them (``TierDecision.rule``: ``small``, ``minimum`` ...)
+    held: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     batches: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class TierReport:
             "moved": {"packs": len(self.moves), "bytes": self.moved_bytes},
             "tiers": {t.value: {"objects": v.objects, "bytes": v.bytes} for t, v in self.tiers.items()},
             "kept": self.kept,
+            "held": dict(sorted(self.held.items())),
             "failed": [{"pack": p, "error": e} for p, e in self.failed],
             "batches": self.batches,
             "warnings": list(self.warnings),

@@ -84,7 +84,7 @@ async def plan(repo: Repository, gc: GcState, now: datetime, report: TierReport)
             continue
         pack = PackState(info.name, info.size, info.tier, info.tier_changed)
         if info.rehydrating:
-            out.append(TierDecision(pack, pack.tier, "being rehydrated: a restore needs it"))
+            out.append(TierDecision(pack, pack.tier, "being rehydrated: a restore needs it", "rehydrating"))
             continue
         d = decide(
             pack, refs.get(info.name, ()), policies, now, condemned=pack.id in condemned, survivors=survivors
@@ -103,6 +103,7 @@ async def tier(repo: Repository, gc: GcState, now: datetime, *, dry_run: bool) -
             by_target[d.target].append(d)
         else:
             report.kept += 1
+            report.held[d.rule] = report.held.get(d.rule, 0) + 1
     failed: set[str] = set()
     for target in COLDER:
         todo = by_target.get(target, [])
