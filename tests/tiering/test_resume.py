@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.prune.helpers import memory_vault, write_files
 from tests.support import FakeClock, FaultyBackend, MemoryBackend
 from tests.support.recording import RecordingBackend
 from tiervault.backend.base import Tier
+from tiervault.backend.local import LocalBackend
 
 POLICY = tiervault.Policy(cool_after_days=30, cold_after_days=90, archive_after_days=180)
 
@@ -67,3 +69,20 @@ async def test_an_interrupted_run_resumes_with_the_same_plan_minus_what_was_done
     assert len(done) == 1  # the first batch (Cool) went through
     resumed = await vault.tier()
     assert {(m.pack, m.target) for m in resumed.moves} == plan - done
+
+
+async def test_tier_on_the_local_backend_records_the_move_in_the_sidecar(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = LocalBackend(tmp_path / "store", clock=clock)
+    vault, _repo = await memory_vault(clock, store)
+    await _three_ages(vault, clock, tmp_path / "src")
+    clock.advance(3600)
+    report = await vault.tier()
+    assert sorted(m.target.value for m in report.moves) == ["archive", "cold", "cool"]
+    for move in report.moves:
+        sidecar = json.loads((tmp_path / "store" / ".tv-tiers" / f"{move.pack}.json").read_text())
+        assert sidecar == {"tier": move.target.value, "rehydrate_until": None, "changed": clock.now()}
+        info = await store.stat(move.pack)
+        assert (info.tier, info.tier_changed) == (move.target, datetime.fromtimestamp(clock.now(), UTC))
+    assert not list((tmp_path / "store" / ".tv-tiers").glob("meta/**/*.json"))  # metadata stays Hot
+    await store.aclose()
