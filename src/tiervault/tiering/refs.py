@@ -3,7 +3,7 @@ across points), their files' chunks located in the index."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from tiervault.core.format.tree import Node
 from tiervault.repo.repository import Repository
@@ -13,10 +13,13 @@ from tiervault.repo.treewalk import TreeCounter, point_tree
 __all__ = ["packs_by_point"]
 
 
-async def packs_by_point(repo: Repository, points: Sequence[SnapshotRecord]) -> dict[str, frozenset[str]]:
-    """Point id -> names of the data packs holding its files' content. A tree that cannot be read
-    raises (``IntegrityError`` / ``BackendError``): the tierer never decides on a partial view. Chunks
-    no index lists are left out (``check`` reports them)."""
+async def packs_by_point(
+    repo: Repository, points: Sequence[SnapshotRecord]
+) -> AsyncIterator[tuple[SnapshotRecord, set[str]]]:
+    """Each point with the names of the data packs holding its files' content, one point at a time
+    (the caller keeps what it needs of each set: memory stays per pack, not per point and pack). A
+    tree that cannot be read raises (``IntegrityError`` / ``BackendError``): the tierer never
+    decides on a partial view. Chunks no index lists are left out (``check`` reports them)."""
     direct: dict[bytes, set[str]] = {}
     below: dict[bytes, list[bytes]] = {}
     lookup = repo.index.lookup
@@ -33,7 +36,6 @@ async def packs_by_point(repo: Repository, points: Sequence[SnapshotRecord]) -> 
         below[tid] = [n.subtree for n in nodes if n.subtree is not None]
 
     counter = TreeCounter(repo, on_tree=collect)
-    out: dict[str, frozenset[str]] = {}
     for snap in points:
         root, _node = point_tree(snap)
         await counter.entries(root)
@@ -47,5 +49,4 @@ async def packs_by_point(repo: Repository, points: Sequence[SnapshotRecord]) -> 
                 if sub not in seen:
                     seen.add(sub)
                     todo.append(sub)
-        out[snap.id] = frozenset(packs)
-    return out
+        yield snap, packs

@@ -63,20 +63,31 @@ async def plan(repo: Repository, gc: GcState, now: datetime, report: TierReport)
     snapshots, damaged = await repo.load_snapshots()
     for bad in damaged:
         report.warnings.append(f"{bad.name} does not decode ({bad.detail}): the packs it needs are unknown")
-    needs = await packs_by_point(repo, snapshots)
-    refs: dict[str, list[PointRef]] = defaultdict(list)
     by_item: dict[str, list[FuturePoint]] = defaultdict(list)
     for snap in snapshots:
         when = parse_iso(snap.time)
         by_item[snap.item].append(FuturePoint(snap.id, snap.item, when, tuple(snap.tags), snap.incomplete))
-        for pack_name in needs[snap.id]:
-            refs[pack_name].append(PointRef(snap.id, snap.item, when))
     survivors: dict[Tier, frozenset[str]] = {}
     for tier in COLDER:
         kept: set[str] = set()
         for item, points in by_item.items():
             kept |= kept_at(points, policies.get(item), now + MINIMUM[tier])
         survivors[tier] = frozenset(kept)
+    # per pack, only what decide needs: each item's newest point needing it (the warmest rule) and,
+    # per tier, one point needing it that survives the tier's minimum (if any)
+    newest: dict[str, dict[str, PointRef]] = defaultdict(dict)
+    lasting: dict[str, dict[Tier, PointRef]] = defaultdict(dict)
+    async for snap, packs in packs_by_point(repo, snapshots):
+        ref = PointRef(snap.id, snap.item, parse_iso(snap.time))
+        tiers = [t for t in COLDER if snap.id in survivors[t]]
+        for name in packs:
+            mine = newest[name]
+            held = mine.get(snap.item)
+            if held is None or (held.time, held.id) < (ref.time, ref.id):
+                mine[snap.item] = ref
+            for t in tiers:
+                lasting[name].setdefault(t, ref)
+    refs = {name: [*items.values(), *lasting.get(name, {}).values()] for name, items in newest.items()}
     condemned = gc.condemned
     out = []
     async for info in repo.backend.list("data/"):
