@@ -365,12 +365,15 @@ class Vault:
             await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)
         return report
 
-    async def tier(self, *, dry_run: bool = False, as_of: datetime | None = None) -> TierReport:
+    async def tier(
+        self, *, dry_run: bool = False, as_of: datetime | None = None, tz: tzinfo | None = None
+    ) -> TierReport:
         """Move data packs to colder tiers by their items' policies (docs/tiering.md): each pack as
         the warmest rule of the live points needing it says, metadata always Hot, never warmer,
         never into a tier whose minimum retention would outlast the points needing it. Batched and
         resumable (a re-run plans what is left). ``dry_run`` plans without moving; ``as_of`` (a
-        future time, a naive one UTC) previews the plan at that time and moves nothing."""
+        future time, a naive one UTC) previews the plan at that time and moves nothing. ``tz``: the
+        time zone retention buckets in when predicting which points last (as ``forget``'s)."""
         now = datetime.fromtimestamp(self._clock.now(), UTC)
         when = now if as_of is None else tiering_run.check_as_of(as_of, now)
         preview = dry_run or as_of is not None
@@ -379,7 +382,7 @@ class Vault:
             if not self._repo.backend.capabilities.tiers:
                 raise UsageError(f"{self.location} has no access tiers: nothing can be tiered")
         gc = await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)
-        return await tiering_run.tier(self._repo, gc, when, dry_run=preview)
+        return await tiering_run.tier(self._repo, gc, when, dry_run=preview, tz=tz)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -37,8 +37,9 @@ def test_tier_json_preview_and_apply(vault: Path, source: Path, run: Run) -> Non
     assert run("tier", "--json").json()["tiers"]["cool"]["objects"] == 0  # the preview moved nothing
     res = run("tier", "--as-of", later)
     assert res.code == 0 and "would move 1 pack" in res.out and "cool" in res.out
-    res = run("tier", "--dry-run")
+    res = run("tier", "--dry-run", "--tz", "Europe/Berlin")
     assert res.code == 0 and "would move 0 packs" in res.out
+    assert run("tier", "--tz", "Mars/Olympus").code == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(

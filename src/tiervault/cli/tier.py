@@ -10,6 +10,7 @@ from tiervault import TierReport, UsageError, Vault
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
+from .forget import add_tz_option, time_zone
 from .options import Commands
 from .output import count, filesize, table
 
@@ -27,6 +28,7 @@ def register(commands: Commands) -> None:
         help="preview the plan at a future date (2027-06-01, or a time with a zone such as "
         "2027-06-01T12:00:00Z); moves nothing",
     )
+    add_tz_option(p)  # retention's buckets, for which points outlast a tier's minimum
 
 
 def parse_as_of(text: str, today: date) -> datetime | None:
@@ -80,7 +82,7 @@ async def _tier(ctx: Context, vault: Vault) -> int:
     if a.as_of is not None:
         as_of = parse_as_of(a.as_of, datetime.now(UTC).date())
         dry_run = True  # a preview, even of today
-    report = await vault.tier(dry_run=dry_run, as_of=as_of)
+    report = await vault.tier(dry_run=dry_run, as_of=as_of, tz=time_zone(a.tz))
     if ctx.json:
         ctx.emit(report.to_json())
     else:

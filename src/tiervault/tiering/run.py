@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from tiervault.backend.base import Tier
 from tiervault.errors import BackendError, ObjectNotFoundError, UsageError
@@ -49,8 +49,11 @@ def check_as_of(as_of: object, now: datetime) -> datetime:
     return when
 
 
-async def plan(repo: Repository, gc: GcState, now: datetime, report: TierReport) -> list[TierDecision]:
-    """The decision for every stored data pack at ``now``; warnings go to ``report``."""
+async def plan(
+    repo: Repository, gc: GcState, now: datetime, report: TierReport, *, tz: tzinfo | None = None
+) -> list[TierDecision]:
+    """The decision for every stored data pack at ``now``; warnings go to ``report``. ``tz``: the
+    time zone retention buckets in (as ``forget``'s)."""
     policies: dict[str, Policy | None] = {}
     for rec in await repo.list_items():
         try:
@@ -71,7 +74,7 @@ async def plan(repo: Repository, gc: GcState, now: datetime, report: TierReport)
     for tier in COLDER:
         kept: set[str] = set()
         for item, points in by_item.items():
-            kept |= kept_at(points, policies.get(item), now + MINIMUM[tier])
+            kept |= kept_at(points, policies.get(item), now + MINIMUM[tier], tz=tz)
         survivors[tier] = frozenset(kept)
     # per pack, only what decide needs: each item's newest point needing it (the warmest rule) and,
     # per tier, one point needing it that survives the tier's minimum (if any)
@@ -104,10 +107,12 @@ async def plan(repo: Repository, gc: GcState, now: datetime, report: TierReport)
     return sorted(out, key=lambda d: d.pack.name)
 
 
-async def tier(repo: Repository, gc: GcState, now: datetime, *, dry_run: bool) -> TierReport:
+async def tier(
+    repo: Repository, gc: GcState, now: datetime, *, dry_run: bool, tz: tzinfo | None = None
+) -> TierReport:
     """Plan at ``now`` and, unless ``dry_run``, apply: every planned move, batched per target tier."""
     report = TierReport(dry_run=dry_run, as_of=now)
-    decisions = await plan(repo, gc, now, report)
+    decisions = await plan(repo, gc, now, report, tz=tz)
     by_target: dict[Tier, list[TierDecision]] = defaultdict(list)
     for d in decisions:
         if d.moves:
