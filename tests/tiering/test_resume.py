@@ -86,3 +86,20 @@ async def test_tier_on_the_local_backend_records_the_move_in_the_sidecar(tmp_pat
         assert (info.tier, info.tier_changed) == (move.target, datetime.fromtimestamp(clock.now(), UTC))
     assert not list((tmp_path / "store" / ".tv-tiers").glob("meta/**/*.json"))  # metadata stays Hot
     await store.aclose()
+
+
+async def test_moves_go_in_batches_of_at_most_256(tmp_path: Path) -> None:
+    clock = FakeClock()
+    rec = RecordingBackend(MemoryBackend(clock=clock))
+    vault, _repo = await memory_vault(clock, rec)
+    src = tmp_path / "src"
+    write_files(src, {})
+    await vault.protect(src, name="src", policy=tiervault.Policy(cool_after_days=30))
+    start = datetime.fromtimestamp(clock.now(), UTC) - timedelta(days=40)
+    for i in range(257):  # a pack each: every point holds only its own 130 KiB file
+        write_files(src, {f"{i}.bin": random.Random(i).randbytes(130 << 10)}, remove="*.bin")
+        await vault.snapshot("src", time=start + timedelta(minutes=i))
+    report = await vault.tier()
+    assert len(report.moves) == 257 and report.batches == 2
+    assert [n for m, n in rec.batches if m == "set_tier_many"] == [256, 1]
+    assert report.tiers[Tier.COOL].objects == 257
