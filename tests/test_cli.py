@@ -767,6 +767,7 @@ COMMANDS = {
     ("points",),
     ("forget",),
     ("prune",),
+    ("tier",),
     ("ls",),
     ("restore",),
     ("plan-restore",),

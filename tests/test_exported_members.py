@@ -46,6 +46,8 @@ EXPECTED: dict[str, str] = {
     "ScryptParams": "tiervault.core.crypto",
     "SnapshotResult": "tiervault.models",
     "SnapshotStats": "tiervault.archiver.outcome",
+    "TierMove": "tiervault.tiering.report",
+    "TierReport": "tiervault.tiering.report",
     "TiervaultError": "tiervault.errors",
     "TransientBackendError": "tiervault.errors",
     "UnsupportedFormatError": "tiervault.errors",

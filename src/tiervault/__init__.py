@@ -42,6 +42,7 @@ from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.restore.restorer import RestoreStats
 from tiervault.retention import RetentionDecision
 from tiervault.stats import StatsReport
+from tiervault.tiering import TierMove, TierReport
 from tiervault.vault import Vault
 from tiervault.version import __version__
 
@@ -77,6 +78,8 @@ __all__ = [
     "SnapshotResult",
     "SnapshotStats",
     "StatsReport",
+    "TierMove",
+    "TierReport",
     "TiervaultError",
     "TransientBackendError",
     "UnsupportedFormatError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 
 from tiervault import backup, protection, retention, selection
@@ -38,6 +38,8 @@ from tiervault.restore.placement import check_target
 from tiervault.restore.rehydration import RehydrationProgress
 from tiervault.retention import RetentionDecision
 from tiervault.stats import StatsReport, gather_stats
+from tiervault.tiering import TierReport
+from tiervault.tiering import run as tiering_run
 
 Password = str | bytes
 log = logging.getLogger("tiervault.vault")
@@ -450,6 +452,25 @@ class Vault:
             else:
                 table = default_prices() if prices is None else load_prices(prices)
         return await gather_stats(self._repo, table)
+
+    async def tier(
+        self, *, dry_run: bool = False, as_of: datetime | None = None, tz: tzinfo | None = None
+    ) -> TierReport:
+        """Move data packs to colder tiers by their items' policies (docs/tiering.md): each pack as
+        the warmest rule of the live points needing it says, metadata always Hot, never warmer,
+        never into a tier whose minimum retention would outlast the points needing it. Batched and
+        resumable (a re-run plans what is left). ``dry_run`` plans without moving; ``as_of`` (a
+        future time, a naive one UTC) previews the plan at that time and moves nothing. ``tz``: the
+        time zone retention buckets in when predicting which points last (as ``forget``'s)."""
+        now = datetime.fromtimestamp(self._clock.now(), UTC)
+        when = now if as_of is None else tiering_run.check_as_of(as_of, now)
+        preview = dry_run or as_of is not None
+        if not preview:
+            await self._repo.require_writable("tier")
+            if not self._repo.backend.capabilities.tiers:
+                raise UsageError(f"{self.location} has no access tiers: nothing can be tiered")
+        gc = await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)
+        return await tiering_run.tier(self._repo, gc, when, dry_run=preview, tz=tz)
 
     # ------------------------------------------------------------------ the disk tier
 

@@ -371,7 +371,7 @@ async def test_open_read_can_be_abandoned_midway(backend: Backend) -> None:
 async def test_stat(backend: Backend) -> None:
     await backend.put_if_absent("snapshots/s1", b"12345")
     info = await backend.stat("snapshots/s1")
-    assert info == ObjectInfo("snapshots/s1", 5, Tier.HOT, info.modified, False)
+    assert info == ObjectInfo("snapshots/s1", 5, Tier.HOT, info.modified, False, info.tier_changed)
     assert info.modified.tzinfo is not None
     assert info.modified.utcoffset() == timedelta(0)
     assert info.modified > datetime(2020, 1, 1, tzinfo=UTC)  # a real timestamp, not the epoch
@@ -500,6 +500,47 @@ async def test_delete_many(backend: Backend) -> None:
     await backend.delete_many([])
     await backend.delete_many(["data/01/p", "data/02/p"])
     assert await names(backend) == set()
+
+
+async def test_tier_changed_is_reported_by_stat_and_list(backend: Backend) -> None:
+    """Every store says when an object entered its tier: its creation until it moves, then the move
+    (a real store's own ``access_tier_change_time`` on Azurite), the same in ``stat`` and ``list``."""
+    await backend.put_if_absent("data/tc", b"tiered")
+    first = await backend.stat("data/tc")
+    assert first.tier_changed is not None and first.tier_changed.utcoffset() == timedelta(0)
+    assert first.tier_changed > datetime(2020, 1, 1, tzinfo=UTC)
+    await backend.set_tier_many(["data/tc"], Tier.COOL)
+    moved = await backend.stat("data/tc")
+    assert moved.tier_changed is not None  # (local: file mtimes are real time, moves its clock)
+    listed = {i.name: i.tier_changed async for i in backend.list("data/")}
+    assert listed == {"data/tc": moved.tier_changed}
+
+
+async def test_tier_changed_follows_the_clock(backend: Backend, clock: FakeClock) -> None:
+    """A move records the backend clock's time; a move to the tier it is in changes nothing; a
+    finished rehydration counts as entering Hot when it finished."""
+    if not backend.capabilities.tiers:
+        pytest.skip("a store without tiers never moves an object")
+    await backend.put_if_absent("data/tc", b"tiered")
+    start = clock.now()
+    clock.advance(1000)
+    await backend.set_tier("data/tc", Tier.COOL)
+    assert (await backend.stat("data/tc")).tier_changed == datetime.fromtimestamp(start + 1000, UTC)
+    clock.advance(1000)
+    await backend.set_tier_many(["data/tc"], Tier.COOL)  # already Cool: still since the first move
+    assert (await backend.stat("data/tc")).tier_changed == datetime.fromtimestamp(start + 1000, UTC)
+    await backend.set_tier_many(["data/tc"], Tier.ARCHIVE)
+    archived = await backend.stat("data/tc")
+    assert (archived.tier, archived.tier_changed) == (Tier.ARCHIVE, datetime.fromtimestamp(start + 2000, UTC))
+    await backend.rehydrate("data/tc")  # rehydrate_seconds 0: readable at once, Hot from now
+    clock.advance(10)
+    back = await backend.stat("data/tc")
+    assert (back.tier, back.tier_changed) == (Tier.HOT, datetime.fromtimestamp(start + 2000, UTC))
+    clock.advance(1000)
+    await backend.set_tier("data/tc", Tier.COLD)
+    assert [i.tier_changed async for i in backend.list("data/")] == [
+        datetime.fromtimestamp(start + 3010, UTC)
+    ]
 
 
 async def test_set_tier_many(backend: Backend) -> None:
@@ -889,6 +930,7 @@ async def test_local_layout(store: LocalBackend, tmp_path: Path, fake_clock: Fak
     assert json.loads((root / ".tv-tiers/data/ab/ab12.json").read_text()) == {
         "tier": "archive",
         "rehydrate_until": None,
+        "changed": fake_clock.now(),
     }
     lease = await store.acquire_lease("locks/prune", duration=30)
     assert isinstance(lease, LocalLease)

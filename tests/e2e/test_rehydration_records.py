@@ -24,7 +24,15 @@ from tiervault.restore.selection import Selection
 from tiervault.restore.staging import PRIORITIES, parse_record, record_json, restore_key
 
 hex64 = st.text("0123456789abcdef", min_size=64, max_size=64)
-paths = st.lists(st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=8), max_size=4)
+paths = st.lists(
+    st.text(  # what os.fsdecode makes: no lone surrogates but surrogateescape's (undecodable bytes)
+        st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",))
+        | st.sampled_from([chr(c) for c in range(0xDC80, 0xDD00)]),
+        min_size=1,
+        max_size=8,
+    ),
+    max_size=4,
+)
 
 
 @given(
@@ -111,3 +119,9 @@ async def test_a_damaged_or_foreign_record_is_reported_and_ignored(
     assert set(await names(store, "restore/")) == {"restore/" + "0" * 64, foreign[0]}  # not ours: kept
     with pytest.raises(tiervault.RehydrationNeededError):
         await vault.restore(point, tmp_path / "again")
+
+
+def test_a_path_with_no_byte_form_is_a_usage_error() -> None:
+    """A lone surrogate is no file-system name (os.fsdecode never makes one): a clear error."""
+    with pytest.raises(tiervault.UsageError, match="not a file-system path"):
+        Selection(["docs/\ud800"], None, None)

@@ -67,6 +67,8 @@ class StoredObject:
     modified: float
     tier: Tier = Tier.HOT
     rehydrate_until: float | None = None
+    #: when the object entered ``tier`` (the backend's clock); None: since it was written
+    tier_changed: float | None = None
 
 
 class MemoryBackend:
@@ -133,7 +135,13 @@ class MemoryBackend:
 
     def _info(self, name: str, obj: StoredObject) -> ObjectInfo:
         tier, rehydrating = self._effective(obj)
-        return ObjectInfo(name, len(obj.data), tier, datetime.fromtimestamp(obj.modified, UTC), rehydrating)
+        changed = obj.modified if obj.tier_changed is None else obj.tier_changed
+        if obj.tier is Tier.ARCHIVE and tier is Tier.HOT and obj.rehydrate_until is not None:
+            changed = obj.rehydrate_until  # rehydrated: Hot since the rehydration finished
+        modified = datetime.fromtimestamp(obj.modified, UTC)
+        return ObjectInfo(
+            name, len(obj.data), tier, modified, rehydrating, datetime.fromtimestamp(changed, UTC)
+        )
 
     def _readable(self, name: str) -> bytes:
         obj = self._obj(name)
@@ -238,7 +246,8 @@ class MemoryBackend:
             if tier is Tier.ARCHIVE:
                 return
             raise UsageError(f"{name!r} is in the Archive tier: use rehydrate to move it out")
-        obj.tier, obj.rehydrate_until = tier, None
+        if tier is not current:
+            obj.tier, obj.rehydrate_until, obj.tier_changed = tier, None, self._clock.now()
 
     async def rehydrate(self, name: str, *, priority: RehydratePriority = RehydratePriority.STANDARD) -> None:
         await self._enter(name)

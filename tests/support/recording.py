@@ -31,13 +31,15 @@ class _Hook:
 
 
 class RecordingBackend:
-    """A transparent wrapper: ``calls`` lists ``(method, name or prefix)`` in call order; ``stored``
+    """A transparent wrapper: ``calls`` lists ``(method, name or prefix)`` in call order (a ``*_many``
+    call as its single calls; ``batches`` lists each one as ``(method, number of names)``); ``stored``
     keeps the bytes of every ``put_if_absent`` whose name starts with one of ``keep`` ("locks/")."""
 
     def __init__(self, inner: Backend, *, keep: Sequence[str] = ("locks/",)) -> None:
         self.inner = inner
         self.calls: list[tuple[str, str]] = []
         self.stored: dict[str, bytes] = {}
+        self.batches: list[tuple[str, int]] = []
         self._keep = tuple(keep)
         self._hooks: list[_Hook] = []
 
@@ -123,6 +125,7 @@ class RecordingBackend:
         await self.inner.delete(name)
 
     async def delete_many(self, names: Sequence[str]) -> None:
+        self.batches.append(("delete_many", len(names)))
         for name in names:
             await self.delete(name)
 
@@ -131,6 +134,7 @@ class RecordingBackend:
         await self.inner.set_tier(name, tier)
 
     async def set_tier_many(self, names: Sequence[str], tier: Tier) -> None:
+        self.batches.append(("set_tier_many", len(names)))
         for name in names:
             await self.set_tier(name, tier)
 

@@ -42,6 +42,9 @@ class ObjectInfo:
     modified: datetime
     #: True while an Archive object is being rehydrated (not yet readable).
     rehydrating: bool = False
+    #: when the object entered its current tier, by the store's clock: the last tier change (Azure's
+    #: ``access_tier_change_time``), else its creation. None where a store cannot tell.
+    tier_changed: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from . import (
     restore,
     snapshot,
     stats,
+    tier,
     upgrade,
 )
 from .options import Commands, Parser, add_global_options
@@ -38,6 +39,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     points.register,
     forget.register,
     prune.register,
+    tier.register,
     restore.register,
     rehydrate.register,
     check.register,

@@ -9,7 +9,7 @@ import logging
 
 from tiervault.core.crypto import object_hash
 from tiervault.core.format.indexfile import PackRecord
-from tiervault.errors import IntegrityError, ObjectNotFoundError
+from tiervault.errors import IntegrityError, ObjectArchivedError, ObjectNotFoundError
 from tiervault.prune.context import PruneContext
 from tiervault.prune.decide import RepackChoice, mark, select_repack
 from tiervault.repo.gcstate import ORPHAN_MIN_AGE
@@ -74,7 +74,7 @@ async def repack(ctx: PruneContext, choice: RepackChoice) -> set[str]:
                     sealed = data[e.offset : e.offset + e.length]
                     plain = await asyncio.to_thread(ctx.view.packs.open_blob, info, e, sealed)
                     await packer.add(rec.kind, cid, plain)
-            except (IntegrityError, ObjectNotFoundError) as exc:
+            except (IntegrityError, ObjectNotFoundError, ObjectArchivedError) as exc:  # archived: unreadable
                 log.warning("pack %s not repacked: %s", pid[:12], exc)
                 rep.warnings.append(f"pack {pid} not repacked: {exc}")
                 continue

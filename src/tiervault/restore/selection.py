@@ -27,7 +27,11 @@ def normalize_paths(paths: Sequence[str] | None) -> list[bytes] | None:
         return None
     out = []
     for p in paths:
-        parts = [x for x in os.fsencode(p).split(b"/") if x not in (b"", b".")]
+        try:
+            raw = os.fsencode(p)
+        except UnicodeEncodeError:  # a lone surrogate that no file-system name decodes to
+            raise UsageError(f"path {p!r} is not a file-system path (it has no byte form)") from None
+        parts = [x for x in raw.split(b"/") if x not in (b"", b".")]
         if b".." in parts:
             raise UsageError(f"path {p!r} must not contain '..'")
         out.append(b"/".join(parts))

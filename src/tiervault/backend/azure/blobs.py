@@ -40,15 +40,27 @@ def tier_of(props: Any) -> Tier:
 
 def object_info(name: str, props: Any) -> ObjectInfo:
     """The ``ObjectInfo`` of object ``name`` from its blob's properties."""
-    modified = props.last_modified or datetime.now(UTC)
+    modified = _utc(props.last_modified) or datetime.now(UTC)
     status = str(getattr(props, "archive_status", None) or "")
+    # the store's own tier-change time (x-ms-access-tier-change-time); a blob never re-tiered has
+    # none: then since its creation
+    changed = _utc(getattr(props, "blob_tier_change_time", None))
+    changed = changed or _utc(getattr(props, "creation_time", None)) or modified
     return ObjectInfo(
         name=name,
         size=int(props.size),
         tier=tier_of(props),
-        modified=modified if modified.tzinfo else modified.replace(tzinfo=UTC),
+        modified=modified,
         rehydrating=status.startswith("rehydrate-pending"),
+        tier_changed=changed,
     )
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """A time from the SDK as an aware UTC time (None stays None)."""
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def md5_b64(data: bytes) -> str:

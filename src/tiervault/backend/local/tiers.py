@@ -1,15 +1,19 @@
 """Emulated tiers and rehydration for the local backend.
 
 A non-Hot object has a sidecar ``.tv-tiers/<name>.json`` holding ``{"tier": ..., "rehydrate_until":
-epoch|null}``; no sidecar means Hot. An archived object reads as Archive until a rehydration, timed by
-the backend's clock, is due; from then on it reads as Hot. All blocking: callers run these in a worker
-thread.
+epoch|null, "changed": epoch}``; no sidecar means Hot since the object was written. ``changed`` is
+when the object entered ``tier`` by the backend's clock (a sidecar without it, written by an older
+tiervault, counts from the object's mtime); an object moved back to Hot keeps a ``"hot"`` sidecar for
+that time. An archived object reads as Archive until a rehydration, timed by the backend's clock, is
+due; from then on it reads as Hot, changed at ``rehydrate_until``. All blocking: callers run these in
+a worker thread.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from tiervault.backend.base import ObjectInfo, Tier
@@ -29,6 +33,8 @@ class TierRecord:
 
     tier: Tier
     rehydrate_until: float | None = None
+    #: when the object entered ``tier`` (epoch seconds, the backend's clock); None: unrecorded
+    changed: float | None = None
 
 
 class Tiers:
@@ -52,10 +58,11 @@ class Tiers:
         rec = self._disk.read_json(path)
         if rec is None:
             return None
-        tier, until = rec.get("tier"), rec.get("rehydrate_until")
-        if tier not in _TIER_VALUES or not (until is None or isinstance(until, int | float)):
+        tier = rec.get("tier")
+        until, changed = _epoch(rec.get("rehydrate_until")), _epoch(rec.get("changed"))
+        if tier not in _TIER_VALUES or until is False or changed is False:
             raise BackendError(f"corrupt tier metadata {path}: {rec!r}")
-        return TierRecord(Tier(tier), None if until is None else float(until))
+        return TierRecord(Tier(tier), until, changed)
 
     def effective(self, rec: TierRecord | None) -> tuple[Tier, bool]:
         """(tier, rehydrating) now: a finished rehydration reads as Hot."""
@@ -70,7 +77,14 @@ class Tiers:
     def info(self, name: str, st: os.stat_result, rec: TierRecord | None) -> ObjectInfo:
         """The ``ObjectInfo`` of object ``name`` from its stat and its sidecar."""
         tier, rehydrating = self.effective(rec)
-        return ObjectInfo(name, st.st_size, tier, mtime(st), rehydrating)
+        modified = mtime(st)
+        changed = modified
+        if rec is not None:
+            if rec.tier is Tier.ARCHIVE and tier is Tier.HOT and rec.rehydrate_until is not None:
+                changed = datetime.fromtimestamp(rec.rehydrate_until, UTC)  # rehydrated: Hot since then
+            elif rec.changed is not None:
+                changed = datetime.fromtimestamp(rec.changed, UTC)
+        return ObjectInfo(name, st.st_size, tier, modified, rehydrating, changed)
 
     def forget(self, name: str) -> None:
         """Remove ``name``'s sidecar, if any."""
@@ -84,10 +98,14 @@ class Tiers:
             if tier is Tier.ARCHIVE:
                 return
             raise UsageError(f"{name!r} is in the Archive tier: use rehydrate to move it out")
-        if tier is Tier.HOT:
-            self.forget(name)
-            return
-        self._disk.write_json_atomic(self.sidecar(name), {"tier": tier.value, "rehydrate_until": None})
+        if tier is current:
+            return  # no change: the object stays in its tier since when it entered it
+        record: dict[str, object] = {
+            "tier": tier.value,
+            "rehydrate_until": None,
+            "changed": self._clock.now(),
+        }
+        self._disk.write_json_atomic(self.sidecar(name), record)
 
     def rehydrate(self, name: str) -> bool:
         """Start rehydrating archived object ``name``; False if it is not archived or already
@@ -99,6 +117,8 @@ class Tiers:
             return False
         until = self._clock.now() + self.rehydrate_seconds
         record: dict[str, object] = {"tier": Tier.ARCHIVE.value, "rehydrate_until": until}
+        if rec is not None and rec.changed is not None:
+            record["changed"] = rec.changed
         self._disk.write_json_atomic(self.sidecar(name), record)
         return True
 
@@ -112,3 +132,12 @@ class Tiers:
         record: dict[str, object] = {"tier": Tier.ARCHIVE.value, "rehydrate_until": until}
         self._disk.ensure_dir(os.path.dirname(self.sidecar(name)))
         self._disk.write_json_atomic(self.sidecar(name), record)
+
+
+def _epoch(value: object) -> float | bool | None:
+    """A sidecar time: None when absent, a float, or False when it is not a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value)
