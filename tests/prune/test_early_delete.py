@@ -21,7 +21,7 @@ from tests.prune.helpers import (
     tail_changed,
     write_files,
 )
-from tests.support import FakeClock, MemoryBackend
+from tests.support import FakeClock, FaultyBackend, MemoryBackend
 from tests.support.trees import Snapshot, snapshot_tree
 from tiervault.backend.base import Tier
 from tiervault.core.format.gcobjects import GoneRecord, PlanRecord
@@ -79,13 +79,13 @@ async def _all_restore(
 
 
 async def _setup(
-    tmp_path: Path,
+    tmp_path: Path, faulty: FaultyBackend | None = None, clock: FakeClock | None = None
 ) -> tuple[FakeClock, MemoryBackend, Repository, list[tuple[str, Snapshot, set[str]]]]:
     """Point 1's data packs go to Cool at t0; points 0-2 are forgotten; 10 days later a prune
     condemns them (point 0's packs, which hold the shared file, are repacked)."""
-    clock = FakeClock()
-    vault, repo = await memory_vault(clock)
-    backend = repo.backend
+    clock = clock or FakeClock()
+    vault, repo = await memory_vault(clock, faulty)
+    backend = repo.backend if faulty is None else faulty.inner
     assert isinstance(backend, MemoryBackend)
     points = await _points(vault, backend, tmp_path / "src")
     await backend.set_tier_many(sorted(points[1][2]), Tier.COOL)
@@ -165,6 +165,35 @@ async def test_allow_early_delete_sweeps_it_and_reports_the_charge(tmp_path: Pat
     assert got["estimated_charge_incurred"] == pytest.approx(expected)
     assert not any(n in backend.objects for n in points[1][2])
     await _all_restore(vault, points, tmp_path / "a")
+
+
+async def test_a_prune_stopped_between_the_carried_plan_and_the_gone(tmp_path: Path) -> None:
+    """The carried PLAN is stored, the GONE is not (the run fails there): the next prune sweeps the
+    old plan again without carrying its waiting packs twice; nothing is lost, check passes."""
+    clock = FakeClock()
+    faulty = FaultyBackend(MemoryBackend(clock=clock))
+    clock, backend, repo, points = await _setup(tmp_path, faulty, clock)
+    cool = {_pid(n) for n in points[1][2]}
+    after_grace(clock)
+    vault, _ = await reopen(repo, clock)
+    faulty.fail_call("put_if_absent", nth=3)  # the heartbeat, the carried PLAN, then the GONE
+    with pytest.raises(tiervault.BackendError):
+        await vault.prune()
+    assert faulty.injected and faulty.injected[0].startswith("put_if_absent gc/")
+    plans, gones = await _gc(backend, repo)
+    assert len(plans) == 2 and not gones
+    assert [{p.id for p in pl.packs} & cool for pl in plans] == [cool, cool]
+    await _all_restore(vault, points, tmp_path / "a")
+
+    again = await vault.prune()
+    assert again.ok and not cool & set(again.swept) and {e.pack for e in again.early_deferred} == cool
+    plans, gones = await _gc(backend, repo)
+    assert [{p.id for p in pl.packs} for pl in plans] == [cool]
+    await _all_restore(vault, points, tmp_path / "b")
+    clock.advance(21 * DAY)
+    done = await vault.prune()
+    assert cool <= set(done.swept) and not done.early_deleted
+    await _all_restore(vault, points, tmp_path / "c")
 
 
 async def test_repack_skips_a_partly_live_cold_pack_inside_its_minimum(tmp_path: Path) -> None:
