@@ -197,12 +197,13 @@ def test_bad_prices_and_early_delete_options(
     bad.write_text('{"region": "x", "colour": 1}')
     res = run("prune", "--prices", str(bad))
     assert res.code == 2 and "unknown field 'colour'" in res.err
-    res = run("forget", "--keep-last", "1", "--prune", "--prices", str(bad))
-    assert res.code == 2 and "colour" in res.err
-    res = run("forget", "--keep-last", "1", "--allow-early-delete")
-    assert res.code == 2 and "add --prune" in res.err
+    for opt in (("--allow-early-delete",), ("--prices", str(bad))):
+        res = run("forget", "--keep-last", "1", *opt)
+        assert res.code == 2 and "add --prune" in res.err
     res = run("points", "--json")
     assert res.code == 0 and len(res.json()) == 2  # nothing was forgotten
+    res = run("forget", "--keep-last", "1", "--prune", "--prices", str(bad))
+    assert res.code == 2 and "colour" in res.err  # the prune refuses before its lease
     res = run("forget", "--keep-last", "1", "--prune", "--allow-early-delete", "--json")
     assert res.code == 0, res.err
     assert res.json()["prune"]["early_deletion"]["allowed"] is True
