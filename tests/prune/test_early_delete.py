@@ -130,6 +130,9 @@ async def test_a_condemned_cool_pack_is_deferred_until_day_30_then_swept(tmp_pat
     ends = (t0 + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S")
     assert got["deferred"][0]["minimum_ends"].startswith(ends)
     await _all_restore(vault, points, tmp_path / "a")
+    notes = {c["object"].rsplit("/", 1)[-1]: c for c in (await vault.check()).condemned}
+    for pid in cool:  # check names the end of the minimum as when a prune deletes it
+        assert notes[pid]["after"].startswith(ends) and "cool minimum retention" in notes[pid]["note"]
 
     clock.advance(10 * DAY)  # day 20: still inside; nothing written for a plan that only waits
     plans_before = set((await load_gc_state(backend, repo.objects)).plans)
