@@ -13,7 +13,7 @@ from tests.e2e import KDF, PASSWORD
 from tests.support import FakeClock, MemoryBackend
 from tests.support.azurite import Azurite, unique_container_name
 from tests.test_cli import FAST_KDF, Run, repo, run, snapshot_id, source, tree, vault  # noqa: F401
-from tiervault.backend.base import Capabilities
+from tiervault.backend.base import Capabilities, Tier
 from tiervault.backend.local import LocalBackend
 from tiervault.repo.repository import Repository
 
@@ -132,3 +132,78 @@ def test_prune_while_another_holds_the_lease_exits_with_the_holder(
     finally:
         asyncio.run(lease.release())
     assert run("prune").code == 0
+
+
+def _cool_data(repo: Path) -> list[str]:  # noqa: F811
+    async def go() -> list[str]:
+        async with LocalBackend(repo) as store:
+            packs = sorted([i.name async for i in store.list("data/")])
+            await store.set_tier_many(packs, Tier.COOL)
+            return packs
+
+    return asyncio.run(go())
+
+
+def test_prune_defers_repacking_a_cool_pack_then_allow_early_delete(
+    vault: Path,  # noqa: F811
+    source: Path,  # noqa: F811
+    run: Run,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partly live Cool pack (0 days in Cool) is not repacked: the text and the JSON name it, the
+    day its minimum ends and the charge avoided; --allow-early-delete repacks it."""
+    monkeypatch.setenv("COLUMNS", "250")  # one table row per line
+    for i in range(2):
+        _change(source, i)
+        snapshot_id(run)
+    assert run("forget", "--keep-last", "1").code == 0
+    packs = {n.rsplit("/", 1)[-1] for n in _cool_data(vault)}
+    res = run("prune", "--max-unused", "0%")
+    assert res.code == 0, res.err
+    assert "early deletion" in res.out and "repack deferred until" in res.out and "USD" in res.out
+    res = run("prune", "--json", "--max-unused", "0%")
+    assert res.code == 0, res.err
+    got = res.json()
+    early = got["early_deletion"]
+    assert early["allowed"] is False and early["deferred"] and not early["deleted"]
+    assert {d["pack"] for d in early["deferred"]} <= packs and not set(got["repacked"]) & packs
+    for d in early["deferred"]:
+        assert d["step"] == "repack" and d["tier"] == "cool" and d["estimated_charge"] > 0
+        assert d["minimum_ends"] > d["in_tier_since"]
+    assert early["estimated_charge_avoided"] == sum(d["estimated_charge"] for d in early["deferred"])
+    deferred = {d["pack"] for d in early["deferred"]}
+
+    res = run("prune", "--json", "--max-unused", "0%", "--allow-early-delete")
+    assert res.code == 0, res.err
+    got = res.json()
+    assert got["early_deletion"]["allowed"] is True and not got["early_deletion"]["deferred"]
+    assert deferred <= set(got["repacked"])
+    assert run("check").code == 0
+
+
+def test_bad_prices_and_early_delete_options(
+    vault: Path,  # noqa: F811
+    source: Path,  # noqa: F811
+    run: Run,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for i in range(2):
+        _change(source, i)
+        snapshot_id(run)
+    missing = tmp_path / "nope.json"
+    res = run("prune", "--prices", str(missing))
+    assert res.code == 2 and "cannot read the price file" in res.err and "nope.json" in res.err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"region": "x", "colour": 1}')
+    res = run("prune", "--prices", str(bad))
+    assert res.code == 2 and "unknown field 'colour'" in res.err
+    for opt in (("--allow-early-delete",), ("--prices", str(bad))):
+        res = run("forget", "--keep-last", "1", *opt)
+        assert res.code == 2 and "add --prune" in res.err
+    res = run("points", "--json")
+    assert res.code == 0 and len(res.json()) == 2  # nothing was forgotten
+    res = run("forget", "--keep-last", "1", "--prune", "--prices", str(bad))
+    assert res.code == 2 and "colour" in res.err  # the prune refuses before its lease
+    res = run("forget", "--keep-last", "1", "--prune", "--allow-early-delete", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["prune"]["early_deletion"]["allowed"] is True

@@ -11,10 +11,11 @@ objects it listed, which the store's now can only exceed: a heartbeat reported d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tiervault.backend.base import ObjectInfo
+from tiervault.costs import default_prices
 from tiervault.repo.gcstate import GRACE, HEARTBEAT_EXPIRY, LEASE_NAME, MAX_SKEW, GcState, load_heartbeats
 from tiervault.repo.index import PackInfo
 from tiervault.repo.locations import gc_state
@@ -87,18 +88,25 @@ async def gc_findings(repo: Repository, stored: dict[str, ObjectInfo]) -> GcFind
                         "bytes": str(stored[by_id[p.id]].size),
                     }
                 )
+    table = default_prices()
     for plan in state.pending():
-        after = _iso(plan.mark + GRACE)
         for p in plan.record.packs:
             if p.id in by_id:
+                info = stored[by_id[p.id]]
+                when, note = plan.mark + GRACE, ""
+                since = info.modified if info.tier_changed is None else info.tier_changed
+                ends = since + timedelta(days=table.tier(info.tier).min_days)
+                if ends > when:  # prune defers it (early deletion) unless --allow-early-delete
+                    when, note = ends, f" (the end of its {info.tier.value} minimum retention)"
+                after = _iso(when)
                 out.condemned.append(
                     {
                         "object": by_id[p.id],
-                        "bytes": stored[by_id[p.id]].size,
+                        "bytes": info.size,
                         "plan": plan.id,
                         "reason": p.reason,
                         "after": after,
-                        "note": f"condemned, deleted by the next prune after {after}",
+                        "note": f"condemned, deleted by the next prune after {after}{note}",
                     }
                 )
     times = [i.modified for i in stored.values()]

@@ -407,6 +407,8 @@ class Vault:
         dry_run: bool = False,
         max_unused: float | int = prune_run.DEFAULT_MAX_UNUSED,
         max_repack_bytes: int | None = None,
+        allow_early_delete: bool = False,
+        prices: str | os.PathLike[str] | PriceTable | None = None,
     ) -> PruneReport:
         """Delete the data no recovery point references, in two phases (docs/format.md, "prune, step
         by step"): a run condemns unreferenced packs and repacks partly used ones (while more than
@@ -416,12 +418,18 @@ class Vault:
         second prune gets ``LeaseHeldError`` naming the holder). ``dry_run`` reports what would be
         done. A damaged snapshot or tree makes it refuse (``report.refused``), deleting nothing.
 
+        A pack in Cool, Cold or Archive still inside the tier's minimum retention (``prices``: a
+        price file or ``PriceTable``, default the shipped one) is neither swept nor repacked: it
+        stays condemned (or kept), and the report lists it with the date its minimum ends and the
+        charge avoided, unless ``allow_early_delete``, which deletes it and reports the charge.
+
         Version-2 repositories only: a version-1 one refuses (``tiervault upgrade`` first)."""
         if not self._repo.gc_enabled:
             raise UsageError(
                 f"the repository at {self.location} is format version 1, which never deletes data: "
                 "run `tiervault upgrade` first to prune it"
             )
+        table = prices if isinstance(prices, PriceTable) or prices is None else load_prices(prices)
         await self._repo.require_writable("prune")
         report = await prune_run.prune(
             self._repo,
@@ -429,6 +437,8 @@ class Vault:
             max_unused=max_unused,
             max_repack_bytes=max_repack_bytes,
             clock=self._clock,
+            allow_early_delete=allow_early_delete,
+            prices=table,
         )
         if not dry_run:  # this vault's own view: what the prune condemned, deleted and consolidated
             await self._repo.refresh_gc_view(reload_index=not self._repo.sessions.running)

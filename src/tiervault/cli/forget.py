@@ -86,9 +86,13 @@ def policy_of(args: Any) -> Policy | None:
 
 async def _forget(ctx: Context, vault: Vault) -> int:
     a = ctx.args
-    if not a.prune and (a.max_unused is not None or a.max_repack_bytes is not None):
+    given = a.max_unused is not None or a.max_repack_bytes is not None
+    if not a.prune and (given or a.allow_early_delete or a.prices is not None):
         # checked before anything is deleted: a limit without a prune would be silently ignored
-        raise UsageError("--max-unused and --max-repack-bytes apply to the prune: add --prune")
+        raise UsageError(
+            "--max-unused, --max-repack-bytes, --allow-early-delete and --prices apply to the prune: "
+            "add --prune"
+        )
     decisions = await vault.forget(a.item, policy=policy_of(a), dry_run=a.dry_run, tz=time_zone(a.tz))
     report = None
     if a.prune:

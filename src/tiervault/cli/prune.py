@@ -41,6 +41,19 @@ def add_prune_options(p: Any) -> None:
         metavar="SIZE",
         help="copy at most this much live data when repacking (e.g. 1G; default: no limit)",
     )
+    p.add_argument(
+        "--allow-early-delete",
+        action="store_true",
+        help="delete and repack packs still inside their tier's minimum retention (Cool 30, Cold 90, "
+        "Archive 180 days) anyway, paying the pro-rated early-deletion charge (default: defer them)",
+    )
+    p.add_argument(
+        "--prices",
+        default=None,
+        metavar="FILE",
+        help="a price file (docs/costs.md) giving each tier's minimum retention and prices "
+        "(default: the shipped table)",
+    )
 
 
 def parse_max_unused(text: str) -> float | int:
@@ -95,6 +108,27 @@ def print_report(ctx: Context, report: PruneReport) -> None:
         "freed by a later prune",
     )
     t.add_row("index", f"{report.index_files_before} index file(s) -> {report.index_files_after}")
+    cur = report.currency
+    for e in report.early_deferred:
+        ends = e.info.until.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        what = "sweep" if e.step == "sweep" else "repack"
+        t.add_row(
+            "early deletion",
+            f"pack {e.pack[:12]} ({e.info.tier.value}, {_size(e.info.size)}, {e.info.days_in_tier:.1f} "
+            f"days in tier): {what} deferred until {ends}; avoids ~{e.info.charge:.6f} {cur}",
+        )
+    for e in report.early_deleted:
+        t.add_row(
+            "early deletion",
+            f"pack {e.pack[:12]} ({e.info.tier.value}, {_size(e.info.size)}, {e.info.days_in_tier:.1f} "
+            f"days in tier) {would}deleted inside its minimum: ~{e.info.charge:.6f} {cur} charged",
+        )
+    if report.early_deferred or report.early_deleted:
+        t.add_row(
+            "early charges",
+            f"avoided ~{report.charge_avoided:.6f} {cur}, incurred ~{report.charge_incurred:.6f} {cur} "
+            "(estimates from list prices)",
+        )
     for pid, n, why in report.unprovable:
         t.add_row("unprovable", f"pack {pid[:12]} ({_size(n)}): {why}; kept")
     for name in report.damaged_index:
@@ -113,7 +147,9 @@ async def run_prune(vault: Vault, a: Any) -> PruneReport:
     limits: dict[str, Any] = {"max_repack_bytes": a.max_repack_bytes}
     if a.max_unused is not None:
         limits["max_unused"] = a.max_unused
-    return await vault.prune(dry_run=a.dry_run, **limits)
+    return await vault.prune(
+        dry_run=a.dry_run, allow_early_delete=a.allow_early_delete, prices=a.prices, **limits
+    )
 
 
 async def _prune(ctx: Context, vault: Vault) -> int:

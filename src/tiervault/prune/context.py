@@ -8,7 +8,9 @@ from datetime import datetime
 
 from tiervault.core.format.gcobjects import CondemnedPack
 from tiervault.core.format.indexfile import PackRecord
+from tiervault.costs import PriceTable
 from tiervault.prune.decide import Blobs
+from tiervault.prune.early import Early, early
 from tiervault.prune.liveset import LiveSet
 from tiervault.prune.load import Loaded
 from tiervault.prune.report import PruneReport
@@ -39,6 +41,12 @@ class PruneContext:
     #: pack records of index files this run stored (repaired orphans, repacked packs)
     new_records: list[PackRecord] = field(default_factory=list)
     written_index: list[str] = field(default_factory=list)
+    #: the price table whose minimum retention days (and prices) decide early deletion
+    prices: PriceTable | None = None
+    #: delete (and repack) packs inside their minimum anyway, reporting the charge
+    allow_early_delete: bool = False
+    #: plans this run stored to carry a swept plan's packs still inside their minimum (step 4)
+    carried: list[str] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -72,6 +80,14 @@ class PruneContext:
         """Packs whose blobs count as no location: condemned, gone, unprovable, or not existing."""
         absent = set(self.blobs) - self.existing
         return self.condemned | self.gone | set(self.loaded.unprovable) | absent
+
+    def early(self, pid: str) -> Early | None:
+        """Whether deleting ``pid`` now would fall inside its tier's minimum (None: it would not,
+        or it is not in the step-2 listing, or there is no price table)."""
+        p = self.loaded.packs.get(pid)
+        if p is None or self.prices is None:
+            return None
+        return early(p.tier, p.size, p.in_tier_since, self.now, self.prices)
 
     def add_record(self, rec: PackRecord) -> None:
         """A pack this run stored (or indexed): it exists and its blobs are locations."""

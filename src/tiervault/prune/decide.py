@@ -116,6 +116,8 @@ class RepackChoice:
     unused_before: int  #: unused bytes in the kept packs before the repack
     unused_after: int
     total: int  #: bytes of the kept packs
+    #: packs of ``skip`` that would have been chosen (inside their tier's minimum: early deletion)
+    deferred: tuple[str, ...] = ()
 
 
 def unused_limit(max_unused: float | int, total: int) -> int:
@@ -133,11 +135,13 @@ def select_repack(
     *,
     max_unused: float | int,
     max_repack_bytes: int | None,
+    skip: Collection[str] = (),
 ) -> RepackChoice:
     """Step 5: among the ``kept`` packs (those the mark would keep), each live chunk is *used* in one
     pack only (its lowest-id holder); every other byte is unused. While the unused bytes exceed
     ``max_unused``, rewrite the pack with the lowest live fraction whose used bytes still fit in
-    ``max_repack_bytes``."""
+    ``max_repack_bytes``. A pack of ``skip`` (inside its tier's minimum retention) is never chosen:
+    it is named in ``deferred`` where it would have been, and its unused bytes stay."""
     order = sorted(p for p in kept if p in blobs)
     owner: dict[bytes, str] = {}
     for pid in order:
@@ -153,16 +157,21 @@ def select_repack(
     total = sum(sizes[p] for p in order)
     unused = total - sum(used.values())
     limit = unused_limit(max_unused, total)
-    before, copied, chosen = unused, 0, []
+    before, copied, chosen, deferred = unused, 0, [], []
     for pid in sorted(order, key=lambda p: (used[p] / max(1, sizes[p]), p)):
         if unused <= limit:
             break
         if max_repack_bytes is not None and copied + used[pid] > max_repack_bytes:
             continue
+        if pid in skip:
+            deferred.append(pid)
+            continue
         chosen.append(pid)
         copied += used[pid]
         unused -= sizes[pid] - used[pid]
-    return RepackChoice(tuple(chosen), {p: copy[p] for p in chosen}, copied, before, unused, total)
+    return RepackChoice(
+        tuple(chosen), {p: copy[p] for p in chosen}, copied, before, unused, total, tuple(deferred)
+    )
 
 
 def group(items: Sequence[_T], sizes: Sequence[int], limit: int = MAX_INDEX_ENTRIES) -> list[list[_T]]:

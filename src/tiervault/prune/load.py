@@ -8,6 +8,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tiervault.backend.base import Tier
 from tiervault.core.format.indexfile import PackRecord
 from tiervault.core.format.pack import PackKind
 from tiervault.errors import IntegrityError, ObjectNotFoundError
@@ -23,6 +24,13 @@ class StoredPack:
     kind: PackKind
     size: int
     modified: datetime
+    tier: Tier = Tier.HOT
+    #: when it entered ``tier`` by the store's clock (``ObjectInfo.tier_changed``), else ``modified``
+    tier_changed: datetime | None = None
+
+    @property
+    def in_tier_since(self) -> datetime:
+        return self.modified if self.tier_changed is None else self.tier_changed
 
     @property
     def name(self) -> str:
@@ -79,7 +87,7 @@ async def load(repo: Repository) -> Loaded:
         async for info in backend.list(kind.prefix + "/"):
             pid = info.name.rsplit("/", 1)[-1]
             if len(pid) == 64 and info.name == f"{kind.prefix}/{pid[:2]}/{pid}":
-                out.packs[pid] = StoredPack(pid, kind, info.size, info.modified)
+                out.packs[pid] = StoredPack(pid, kind, info.size, info.modified, info.tier, info.tier_changed)
     indexed = {r.pack_id for recs in out.index_files.values() for r in recs}
     orphans = [p for pid, p in sorted(out.packs.items()) if pid not in indexed]
 

@@ -12,6 +12,7 @@ from tiervault.core.format.indexfile import PackRecord
 from tiervault.errors import IntegrityError, ObjectArchivedError, ObjectNotFoundError
 from tiervault.prune.context import PruneContext
 from tiervault.prune.decide import RepackChoice, mark, select_repack
+from tiervault.prune.early import EarlyPack
 from tiervault.repo.gcstate import ORPHAN_MIN_AGE
 from tiervault.repo.index import PackInfo
 from tiervault.repo.packer import Packer
@@ -40,9 +41,19 @@ def choose(ctx: PruneContext, max_unused: float | int, max_repack_bytes: int | N
     cand = candidates(ctx)
     taken = set(mark(cand, ctx.live.live, ctx.live.locations, ctx.blocked(), ctx.blobs))
     kept = [p for p in cand if p not in taken]
-    return select_repack(
-        kept, ctx.sizes, ctx.live.live, ctx.blobs, max_unused=max_unused, max_repack_bytes=max_repack_bytes
+    early = {} if ctx.allow_early_delete else {p: e for p in kept if (e := ctx.early(p)) is not None}
+    choice = select_repack(
+        kept,
+        ctx.sizes,
+        ctx.live.live,
+        ctx.blobs,
+        max_unused=max_unused,
+        max_repack_bytes=max_repack_bytes,
+        skip=early,
     )
+    for pid in choice.deferred:  # a repacked pack is condemned, then swept: deleted inside its minimum
+        ctx.report.early_deferred.append(EarlyPack(pid, "repack", None, early[pid]))
+    return choice
 
 
 async def repack(ctx: PruneContext, choice: RepackChoice) -> set[str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tiervault.prune.early import EarlyPack
 from tiervault.repo.snapshots import datetime_iso
 
 
@@ -34,7 +35,9 @@ class PruneReport:
     """What one prune did (or, with ``dry_run``, would do): the packs swept (deleted), reinstated,
     condemned (deleted by a later run) and repacked, the index files before and after, the plans
     whose sweep waits (until when, held by which writer heartbeat), bytes freed now and by the next
-    run, requests made per step, and why it refused to delete anything (``refused``)."""
+    run, requests made per step, why it refused to delete anything (``refused``), and the packs whose
+    deletion or repack waits for the end of their tier's minimum retention (``early_deferred``, with
+    the charge avoided) or that were deleted inside it (``early_deleted``, with the charge)."""
 
     dry_run: bool = False
     #: why nothing was deleted (a damaged snapshot or tree, a chunk without location); empty: ran
@@ -67,6 +70,23 @@ class PruneReport:
     requests: dict[str, int] = field(default_factory=dict)
     #: dry run only: the stores, deletes and repack reads a real run would make now, per step
     would_request: dict[str, int] = field(default_factory=dict)
+    #: early deletion (docs/costs.md): whether packs inside their minimum were deleted anyway
+    allow_early_delete: bool = False
+    currency: str = ""  #: of the estimated charges (the price table's)
+    #: packs not swept, or not repacked, because they are inside their tier's minimum retention
+    early_deferred: list[EarlyPack] = field(default_factory=list)
+    #: packs swept inside their minimum (``allow_early_delete``, or a killed sweep finished)
+    early_deleted: list[EarlyPack] = field(default_factory=list)
+
+    @property
+    def charge_avoided(self) -> float:
+        """Estimated early-deletion charges the deferrals avoided (at this run's time)."""
+        return sum(e.info.charge for e in self.early_deferred)
+
+    @property
+    def charge_incurred(self) -> float:
+        """Estimated early-deletion charges of the packs this run deleted inside their minimum."""
+        return sum(e.info.charge for e in self.early_deleted)
 
     @property
     def ok(self) -> bool:
@@ -98,4 +118,13 @@ class PruneReport:
             "bytes_next": self.bytes_next,
             "requests": dict(self.requests),
             "would_request": dict(self.would_request),
+            "early_deletion": {
+                "allowed": self.allow_early_delete,
+                "estimate": True,
+                "currency": self.currency,
+                "deferred": [e.to_json() for e in self.early_deferred],
+                "estimated_charge_avoided": self.charge_avoided,
+                "deleted": [e.to_json() for e in self.early_deleted],
+                "estimated_charge_incurred": self.charge_incurred,
+            },
         }

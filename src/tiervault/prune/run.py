@@ -11,6 +11,7 @@ import os
 from tiervault.clock import SYSTEM_CLOCK, Clock
 from tiervault.core.format.envelope import ObjectType
 from tiervault.core.format.gcobjects import CondemnedPack, GoneRecord, PlanRecord
+from tiervault.costs import PriceTable, default_prices
 from tiervault.errors import UsageError
 from tiervault.prune.consolidate import consolidate, index_orphans, listed_now
 from tiervault.prune.context import PruneContext
@@ -50,8 +51,12 @@ async def prune(
     max_unused: float | int = DEFAULT_MAX_UNUSED,
     max_repack_bytes: int | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    allow_early_delete: bool = False,
+    prices: PriceTable | None = None,
 ) -> PruneReport:
-    """Run one prune on ``repo`` (a version-2 repository; the caller checks the version)."""
+    """Run one prune on ``repo`` (a version-2 repository; the caller checks the version). ``prices``
+    (default: the shipped table) gives each tier's minimum retention: a pack inside it is not swept
+    or repacked unless ``allow_early_delete`` (docs/costs.md, "Early deletion")."""
     _check_limits(max_unused, max_repack_bytes)
     if not repo.backend.capabilities.leases:
         raise UsageError(
@@ -62,7 +67,8 @@ async def prune(
     backend.writable = not dry_run
     prepo = Repository(backend, repo.config, repo.keys, repo.key_name)
     lease = PruneLease(backend, prepo.objects, clock)
-    report = PruneReport(dry_run=dry_run)
+    table = prices if prices is not None else default_prices()
+    report = PruneReport(dry_run=dry_run, allow_early_delete=allow_early_delete, currency=table.currency)
     await lease.acquire()  # step 1
     backend.guard = lease.check
     lease.start()
@@ -88,6 +94,7 @@ async def prune(
                 log.error("prune refused: %s", why)
             return report
         ctx = PruneContext.create(prepo, view, backend, loaded, live, now, report, dry_run)
+        ctx.prices, ctx.allow_early_delete = table, allow_early_delete
         backend.step = "sweep"
         await index_orphans(ctx)
         await sweep(ctx)  # decides and stores the GONE objects; the deletes follow step 7
@@ -164,7 +171,10 @@ def _estimate(ctx: PruneContext, pack_size: int) -> dict[str, int]:
     ``requests`` count only the reads it made."""
     r = ctx.report
     out = {
-        "sweep": 2 * len(ctx.plans_deleted) + _batches(len(r.swept)) + (1 if r.indexed_orphans else 0),
+        "sweep": 2 * len(ctx.plans_deleted)
+        + len(ctx.carried)
+        + _batches(len(r.swept))
+        + (1 if r.indexed_orphans else 0),
         "repack": (len(r.repacked) + -(-r.repack_copied_bytes // pack_size) + 1) if r.repacked else 0,
         "mark": 1 if r.condemned else 0,
         "consolidate": 0,
