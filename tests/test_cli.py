@@ -968,6 +968,17 @@ def test_forget_with_prune_limits_but_no_prune_is_refused_before_deleting(
     assert len(run("points", "--json").json()) == 2  # nothing was forgotten
 
 
+def test_forget_prune_with_a_bad_price_file_forgets_nothing(vault: Path, run: Run, tmp_path: Path) -> None:
+    snapshot_id(run)
+    snapshot_id(run)
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"region": "x"}')
+    res = run("forget", "--keep-last", "1", "--prune", "--prices", str(bad))
+    assert res.code == ExitCode.USAGE, (res.out, res.err)
+    assert str(bad) in res.err
+    assert len(run("points", "--json").json()) == 2  # refused before anything was forgotten
+
+
 def test_protect_stores_keep_within_and_tags_and_points_explains(
     vault: Path, source: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from datetime import tzinfo
 from typing import Any
 
 from tiervault import Policy, UsageError, Vault
+from tiervault.costs import load_prices
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
@@ -93,6 +94,8 @@ async def _forget(ctx: Context, vault: Vault) -> int:
             "--max-unused, --max-repack-bytes, --allow-early-delete and --prices apply to the prune: "
             "add --prune"
         )
+    if a.prune and a.prices is not None:  # a bad price file is refused before anything is forgotten
+        a.prices = load_prices(a.prices)
     decisions = await vault.forget(a.item, policy=policy_of(a), dry_run=a.dry_run, tz=time_zone(a.tz))
     report = None
     if a.prune:
