@@ -21,6 +21,8 @@ EXPECTED: dict[str, str] = {
     "Entry": "tiervault.models",
     "IntegrityError": "tiervault.errors",
     "LapsedWriterError": "tiervault.errors",
+    "PriceTable": "tiervault.costs.prices",
+    "load_prices": "tiervault.costs.prices",
     "Item": "tiervault.models",
     "KeyInfo": "tiervault.models",
     "LeaseHeldError": "tiervault.errors",

@@ -11,6 +11,7 @@ from tiervault.api import AzureOptions, init
 from tiervault.api import open as open  # tiervault.open; not in __all__: a star import keeps the builtin
 from tiervault.archiver import Progress, SnapshotStats
 from tiervault.core.crypto import ScryptParams
+from tiervault.costs import PriceTable, load_prices
 from tiervault.errors import (
     BackendError,
     IntegrityError,
@@ -63,6 +64,7 @@ __all__ = [
     "ParameterError",
     "PermissionDeniedError",
     "Policy",
+    "PriceTable",
     "Progress",
     "PruneReport",
     "RecoveryPoint",
@@ -89,5 +91,6 @@ __all__ = [
     "WrongPasswordError",
     "__version__",
     "init",
+    "load_prices",
     "tune_allocator",
 ]

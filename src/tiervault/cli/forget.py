@@ -6,8 +6,7 @@ import zoneinfo
 from datetime import tzinfo
 from typing import Any
 
-from tiervault import Policy, UsageError, Vault
-from tiervault.costs import load_prices
+from tiervault import Policy, UsageError, Vault, load_prices
 
 from .context import Context, vault_command
 from .exitcodes import ExitCode
