@@ -650,16 +650,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--tiering-days",
         type=int,
-        default=tiering_bench.DAYS,
         metavar="N",
-        help=f"tiering scenario: simulated days (default {tiering_bench.DAYS})",
+        help=f"tiering scenario: simulated days (default {tiering_bench.DAYS}; --smoke: "
+        f"{tiering_bench.SMOKE_DAYS})",
     )
     ap.add_argument(
         "--tiering-scale",
         type=float,
-        default=tiering_bench.SCALE,
         metavar="S",
-        help=f"tiering scenario: make_corpus.py --profile tree --scale (default {tiering_bench.SCALE:g})",
+        help=f"tiering scenario: make_corpus.py --profile tree --scale (default {tiering_bench.SCALE:g}; "
+        f"--smoke: {SMOKE_SCALE:g})",
     )
     ap.add_argument("--smoke", action="store_true", help=f"CI: scale {SMOKE_SCALE}, tiervault only, 1 run")
     ap.add_argument(
@@ -700,6 +700,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     a.scenarios = list(dict.fromkeys(s.strip() for s in a.scenarios.split(",") if s.strip()))
     if not a.scenarios or set(a.scenarios) - {"main", "prune", "tiering"}:
         ap.error("--scenarios: choose from main, prune, tiering")
+    if a.tiering_days is None:
+        a.tiering_days = tiering_bench.SMOKE_DAYS if a.smoke else tiering_bench.DAYS
+    if a.tiering_scale is None:
+        a.tiering_scale = SMOKE_SCALE if a.smoke else tiering_bench.SCALE
     if a.tiering_days < 1 or a.tiering_scale <= 0:
         ap.error("--tiering-days must be at least 1 and --tiering-scale above 0")
     if a.smoke:
