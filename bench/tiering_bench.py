@@ -209,6 +209,7 @@ async def simulate(corpus: Path, make_corpus: Path, days: int, log: Any) -> dict
     totals = {"points_taken": 0, "forgotten": 0, "swept_packs": 0, "repacked_packs": 0, "moves": 0}
     moves_to = {t.value: 0 for t in ORDER[1:]}
     held: dict[str, int] = {}
+    held_last: dict[str, int] = {}
     snaps: list[dict[str, Any]] = []
     daily: list[dict[str, int]] = []
     started = time.perf_counter()
@@ -239,6 +240,7 @@ async def simulate(corpus: Path, make_corpus: Path, days: int, log: Any) -> dict
             moves_to[m.target.value] += 1
         for rule, n in tr.held.items():
             held[rule] = max(held.get(rule, 0), n)
+        held_last = dict(sorted(tr.held.items()))
         for k, a, b in zip(STEPS, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True):
             walls[k] += b - a
         if day + 1 in checkpoints:
@@ -279,7 +281,8 @@ async def simulate(corpus: Path, make_corpus: Path, days: int, log: Any) -> dict
             "list": backend.charges[:200],
             "deletes_by_tier": backend.deletes,
         },
-        "totals": totals | {"moves_to": moves_to, "held_max": dict(sorted(held.items()))},
+        "totals": totals
+        | {"moves_to": moves_to, "held_max": dict(sorted(held.items())), "held_last_day": held_last},
         "restore_oldest": plan,
         "check_ok": check.ok,
         "daily": daily,
@@ -373,6 +376,10 @@ def tables(entry: dict[str, Any]) -> list[Table]:
     )
     p.add_row("data packs deleted, by the tier they were in", deleted)
     p.add_row("tier moves (to cool / cold / archive)", moves)
+    last = entry["totals"].get("held_last_day", {})
+    p.add_row(
+        "data packs kept in place on the last day, by rule", ", ".join(f"{k} {v}" for k, v in last.items())
+    )
     p.add_row("oldest point", f"{r['point'][:12]} ({r['time'][:10]})")
     std, high = r["standard"], r["high"]
     p.add_row("  files, MB", f"{std['files']}, {_mb(std['bytes'])}")
