@@ -39,6 +39,7 @@ from typing import Any
 import chart  # bench/ is sys.path[0] when this file runs as a script
 import peers
 import prune_bench
+import tiering_bench
 from peers import AZURE_SYSTEMS, SYSTEMS, AzureSide, System, tree_bytes
 from rich.console import Console
 from rich.panel import Panel
@@ -542,7 +543,11 @@ def report(path: Path, console: Console, chart_path: Path | None = None) -> int:
         console.print(missing_panel(missing))
     selected = list(cfg.get("systems", []))
     for scenario, entry in data["scenarios"].items():
-        if scenario == "prune":
+        if scenario == "tiering":
+            for t in tiering_bench.tables(entry):
+                console.print(t)
+                console.print()
+        elif scenario == "prune":
             for run in entry["runs"]:
                 console.print(prune_bench.prune_table(run))
                 console.print()
@@ -638,8 +643,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--scenarios",
         default=None,
-        help="comma list of main, prune (default: both; with --smoke: main). prune: "
-        "10 snapshots after --mutate, then forget --keep-last 3 --prune (bench/prune_bench.py)",
+        help="comma list of main, prune, tiering (default: main,prune; with --smoke: main). prune: "
+        "10 snapshots after --mutate, then forget --keep-last 3 --prune (bench/prune_bench.py); "
+        "tiering: 400 simulated days of forget, prune and tier, in process (bench/tiering_bench.py)",
+    )
+    ap.add_argument(
+        "--tiering-days",
+        type=int,
+        metavar="N",
+        help=f"tiering scenario: simulated days (default {tiering_bench.DAYS}; --smoke: "
+        f"{tiering_bench.SMOKE_DAYS})",
+    )
+    ap.add_argument(
+        "--tiering-scale",
+        type=float,
+        metavar="S",
+        help=f"tiering scenario: make_corpus.py --profile tree --scale (default {tiering_bench.SCALE:g}; "
+        f"--smoke: {SMOKE_SCALE:g})",
     )
     ap.add_argument("--smoke", action="store_true", help=f"CI: scale {SMOKE_SCALE}, tiervault only, 1 run")
     ap.add_argument(
@@ -678,8 +698,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if a.scenarios is None:
         a.scenarios = "main" if a.smoke else "main,prune"
     a.scenarios = list(dict.fromkeys(s.strip() for s in a.scenarios.split(",") if s.strip()))
-    if not a.scenarios or set(a.scenarios) - {"main", "prune"}:
-        ap.error("--scenarios: choose from main, prune")
+    if not a.scenarios or set(a.scenarios) - {"main", "prune", "tiering"}:
+        ap.error("--scenarios: choose from main, prune, tiering")
+    if a.tiering_days is None:
+        a.tiering_days = tiering_bench.SMOKE_DAYS if a.smoke else tiering_bench.DAYS
+    if a.tiering_scale is None:
+        a.tiering_scale = SMOKE_SCALE if a.smoke else tiering_bench.SCALE
+    if a.tiering_days < 1 or a.tiering_scale <= 0:
+        ap.error("--tiering-days must be at least 1 and --tiering-scale above 0")
     if a.smoke:
         a.scale, a.systems, a.runs, a.big_file_gib = SMOKE_SCALE, "tiervault", 1, None
     a.systems = list(dict.fromkeys(s.strip() for s in a.systems.split(",") if s.strip()))
@@ -723,7 +749,7 @@ def start_azure(
     """Start the invocation's Azurite when an Azure system is selected; on failure, the Azure systems
     become missing (with the reason in ``notes``)."""
     wanted = [s for s in a.systems if s in AZURE_SYSTEMS]
-    if not wanted:
+    if not wanted or not {"main", "prune"} & set(a.scenarios):  # tiering runs in process, no Azurite
         return None
     azure: AzureSide | None = None
     try:
@@ -824,7 +850,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 restore_dir.mkdir(parents=True, exist_ok=True)
             bench = Bench(console, systems, work, restore_dir=restore_dir)
             base = Corpus(work / f"pristine-{a.profile.replace(',', '+')}-{a.scale:g}", a.profile, a.scale)
-            base.ensure(console)
+            if {"main", "prune"} & set(a.scenarios):
+                base.ensure(console)
             scenarios: list[tuple[str, Corpus, int]] = (
                 [("main", base, a.runs)] if "main" in a.scenarios else []
             )
@@ -845,6 +872,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "prune" in a.scenarios:
                 entry, t, n = prune_bench.scenario(bench, a.systems, which, base.path, MAKE_CORPUS, azure)
                 result["scenarios"]["prune"] = entry
+                tables += t
+                skip_notes += n
+            if "tiering" in a.scenarios:
+                tc = Corpus(work / f"pristine-tree-{a.tiering_scale:g}", "tree", a.tiering_scale)
+                tc.ensure(console)
+                entry, t, n = tiering_bench.scenario(
+                    tc.path, work, MAKE_CORPUS, days=a.tiering_days, scale=a.tiering_scale, log=console.print
+                )
+                result["scenarios"]["tiering"] = entry
                 tables += t
                 skip_notes += n
     except (StepFailedError, RuntimeError, OSError) as exc:

@@ -93,3 +93,28 @@ def test_bench_prune_smoke(tmp_path: Path) -> None:
             assert set(tv["steps"]) == {"forget-prune", "prune-again"} and tv["aged_objects"] > 0
     if set(prune["systems"]) == {"tiervault", "restic"}:
         assert {r["metric"] for r in prune["ratios"]} >= {"repo_after", "prune_wall_s", "reclaimed_bytes"}
+
+
+def test_bench_tiering_smoke(tmp_path: Path) -> None:
+    """``--scenarios tiering`` over a few simulated days of a tiny corpus: every day's point taken,
+    forgotten by the GFS policy, pruned and tiered in process; the final figures (per tier, cost
+    against all-Hot, early deletions, the oldest point's restore plan) are in the JSON."""
+    out = tmp_path / "tiering.json"
+    argv = ("--scenarios", "tiering", "--systems", "tiervault", "--tiering-days", "12")
+    stdout = run_bench(*argv, "--tiering-scale", "0.01", "--json", str(out), "--workdir", str(tmp_path / "w"))
+    data = json.loads(out.read_text())
+    assert "error" not in data and set(data["scenarios"]) == {"tiering"}
+    tiering = data["scenarios"]["tiering"]
+    assert tiering["config"]["days"] == 12 and tiering["check_ok"] is True
+    assert "MemoryBackend" in tiering["backend"] and "FakeClock" in tiering["backend"]
+    assert tiering["totals"]["points_taken"] == 12 and tiering["totals"]["forgotten"] > 0
+    (final,) = tiering["checkpoints"]  # 12 days: no checkpoint before the last day
+    assert final["day"] == 12 and final["points"] == 12 - tiering["totals"]["forgotten"]
+    assert sum(t["bytes"] for t in final["tiers"].values()) == final["bytes"] > 0
+    assert final["all_hot_monthly_cost"] >= final["monthly_cost"] > 0
+    early = tiering["early_deletion"]
+    assert early["charges"] == len(early["list"]) and early["cost"] >= 0
+    oldest = tiering["restore_oldest"]
+    assert oldest["standard"]["readable"] is True  # 12 days: nothing can be in Archive yet
+    assert oldest["standard"]["now_files"] == oldest["standard"]["files"] > 0
+    assert "early-deletion charges incurred" in stdout
